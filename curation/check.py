@@ -1,0 +1,47 @@
+"""`thinktoggle check`: validate files of published rows against the published schema."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from thinktoggle.schemas.io import iter_rows
+from thinktoggle.schemas.published import row_problems
+
+
+@dataclass
+class CheckSummary:
+    rows: int = 0
+    valid: int = 0
+    invalid: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        return f"{self.rows} rows, {self.valid} valid, {self.invalid} invalid"
+
+
+def check_paths(
+    paths: Iterable[str | Path], report: Callable[[str], None] | None = None, keep_problems: int = 1000
+) -> CheckSummary:
+    """Validate every row under `paths`. Each problem is reported as `file:line: field: reason`.
+
+    An unreadable row (malformed JSON, bad UTF-8, an empty file) counts as one invalid row.
+    """
+    summary = CheckSummary()
+    for read in iter_rows(paths):
+        summary.rows += 1
+        if read.error is not None:
+            lines = [f"{read.where}: {read.field}: {read.error}"]
+        else:
+            lines = [f"{read.where}: {problem}" for problem in row_problems(read.row)]
+        if lines:
+            summary.invalid += 1
+            for text in lines:
+                if report:
+                    report(text)
+                if len(summary.problems) < keep_problems:
+                    summary.problems.append(text)
+        else:
+            summary.valid += 1
+    return summary

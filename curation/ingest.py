@@ -1,0 +1,179 @@
+"""`thinktoggle ingest`: read the published dataset (v1 or v1.1 rows, files or a Hub id) into v1.1 shards.
+
+v1 rows carry the Llama-3 chat template baked into one `input` string and an `output` ending with
+`<|eot_id|>`; they are split back into messages and the special tokens removed. Everything streams.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from thinktoggle.schemas.arrow import PUBLISHED_SCHEMA
+from thinktoggle.schemas.io import RowRead, ShardWriter, iter_rows
+from thinktoggle.schemas.published import PUBLISHED_COLUMNS, row_problems
+
+_HEADER = re.compile(r"<\|start_header_id\|>(\w+)<\|end_header_id\|>\n\n")
+_LLAMA3_SPECIALS = re.compile(r"<\|(begin_of_text|end_of_text|eot_id|eom_id|start_header_id|end_header_id)\|>")
+
+
+def parse_llama3_prompt(text: str) -> tuple[str, list[dict[str, str]]]:
+    """Split a baked Llama-3 chat prompt into (system prompt, turns). The trailing empty assistant header
+    (the generation prompt) is dropped. Raises ValueError when no header is found."""
+    headers = list(_HEADER.finditer(text))
+    if not headers:
+        raise ValueError("no <|start_header_id|>role<|end_header_id|> header found")
+    system = ""
+    turns: list[dict[str, str]] = []
+    for i, match in enumerate(headers):
+        end = headers[i + 1].start() if i + 1 < len(headers) else len(text)
+        content = _LLAMA3_SPECIALS.sub("", text[match.end() : end]).strip()
+        role = match.group(1)
+        if role == "ipython":
+            role = "tool"
+        if i == 0 and role == "system":
+            system = content
+        elif i == len(headers) - 1 and role == "assistant" and not content:
+            continue
+        else:
+            turns.append({"role": role, "content": content})
+    return system, turns
+
+
+def normalise_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A v1.1 row from a v1 or v1.1 row. Unknown columns are kept so that the schema check reports them."""
+    out = dict(row)
+    if isinstance(row.get("input"), str):
+        system, turns = parse_llama3_prompt(row["input"])
+        out["input"] = turns
+        out.setdefault("system_prompt", system)
+        if not out.get("system_prompt"):
+            out["system_prompt"] = system
+    if isinstance(out.get("output"), str):
+        out["output"] = _LLAMA3_SPECIALS.sub("", out["output"]).strip()
+    if isinstance(out.get("input"), list) and out["input"] and isinstance(out["input"][0], dict):
+        first = out["input"][0]
+        if first.get("role") == "system":  # a system turn inside input moves to the column
+            out["input"] = out["input"][1:]
+            if not out.get("system_prompt"):
+                out["system_prompt"] = first.get("content", "")
+    out.setdefault("system_prompt", "")
+    for column in ("expected_answer", "tests"):
+        out.setdefault(column, None)
+    return out
+
+
+@dataclass
+class Selection:
+    """Which valid rows to keep; the rest are counted as skipped."""
+
+    category: str | None = None
+    reasoning: str | None = None
+    used_in_training: str | None = None
+
+    def accepts(self, row: dict[str, Any]) -> bool:
+        if self.category and row["category"] != self.category:
+            return False
+        if self.reasoning and row["reasoning"] != self.reasoning:
+            return False
+        if self.used_in_training:
+            used = {part.strip().lower() for part in row["used_in_training"].split(",")}
+            if self.used_in_training.lower() not in used:
+                return False
+        return True
+
+
+@dataclass
+class IngestSummary:
+    rows: int = 0
+    written: int = 0
+    skipped: int = 0
+    rejected: int = 0
+    shards: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        return f"{self.rows} rows, {self.written} written, {self.skipped} skipped, {self.rejected} rejected"
+
+
+def iter_hub_rows(dataset_id: str, split: str | None = None, config: str | None = None) -> Iterator[RowRead]:
+    """Stream a Hub dataset's rows (every split unless one is named) without downloading it whole."""
+    from datasets import load_dataset
+
+    streams = load_dataset(dataset_id, name=config, split=split, streaming=True)
+    named = {split: streams} if split else dict(streams)
+    for split_name, stream in named.items():
+        for index, row in enumerate(stream, start=1):
+            yield RowRead(f"hub:{dataset_id}/{split_name}", index, row=row)
+
+
+def _source_rows(source: str, split: str | None, config: str | None) -> Iterator[RowRead]:
+    if Path(source).exists():
+        return iter_rows([source])
+    if re.fullmatch(r"[\w.-]+/[\w.-]+", source):
+        return iter_hub_rows(source, split=split, config=config)
+    raise FileNotFoundError(f"{source}: no such file or folder, and not a Hub dataset id (org/name)")
+
+
+def ingest(
+    sources: list[str],
+    out_dir: str | Path,
+    selection: Selection | None = None,
+    split: str | None = None,
+    config: str | None = None,
+    rows_per_shard: int = 100_000,
+    report=None,
+) -> IngestSummary:
+    """Ingest `sources` into `out_dir/part-*.parquet`; invalid rows go to `out_dir/rejected/` with reasons."""
+    out = Path(out_dir)
+    selection = selection or Selection()
+    summary = IngestSummary()
+    rejected_dir = out / "rejected"
+    rejected_dir.mkdir(parents=True, exist_ok=True)
+    rejected_tmp = rejected_dir / f".rejected.jsonl.tmp-{uuid.uuid4().hex[:8]}"
+    columns = set(PUBLISHED_COLUMNS) | {"expected_answer", "tests"}
+    with (
+        ShardWriter(out, PUBLISHED_SCHEMA, rows_per_shard=rows_per_shard) as writer,
+        rejected_tmp.open("w") as rej,
+    ):
+        for source in sources:
+            for read in _source_rows(source, split, config):
+                summary.rows += 1
+                problems: list[tuple[str, str]] = []
+                row: dict[str, Any] | None = None
+                if read.error is not None:
+                    problems.append((read.field, read.error))
+                else:
+                    try:
+                        row = normalise_row(read.row)
+                    except ValueError as exc:
+                        problems.append(("input", str(exc)))
+                    else:
+                        problems = [(p.field, p.reason) for p in row_problems(row)]
+                if problems:
+                    summary.rejected += 1
+                    for field_name, reason in problems:
+                        if report:
+                            report(f"{read.where}: {field_name}: {reason}")
+                    record = {
+                        "file": read.file,
+                        "line": read.line,
+                        "problems": [{"field": f, "reason": r} for f, r in problems],
+                        "row": read.row,
+                    }
+                    rej.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+                    continue
+                assert row is not None
+                if not selection.accepts(row):
+                    summary.skipped += 1
+                    continue
+                writer.write({k: v for k, v in row.items() if k in columns})
+                summary.written += 1
+        summary.shards = [str(p) for p in writer.close()]
+    rejected_tmp.replace(rejected_dir / "rejected.jsonl")
+    (out / "summary.json").write_text(json.dumps(summary.__dict__, indent=2))
+    return summary

@@ -1,0 +1,103 @@
+"""Conversions between the internal record, the published row, the Arrow row and datatrove's Document.
+
+These are the only places where the forms meet: stages work on Records; rows exist at the edges.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from datatrove.data import Document
+
+from thinktoggle.schemas.record import Record, Verdict
+
+
+def clean_tests(tests: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Drop the null members that Arrow's struct adds (a functional test has no `stdio`, and vice versa)."""
+    if not tests:
+        return None
+    cleaned = {k: v for k, v in tests.items() if v is not None}
+    return cleaned or None
+
+
+def record_to_row(record: Record, with_verdicts: bool = False) -> dict[str, Any]:
+    """The published row of a record (optionally with id, pair_id and verdicts)."""
+    row: dict[str, Any] = {
+        "input": [{"role": m["role"], "content": m["content"]} for m in record.input],
+        "output": record.output,
+        "category": record.category,
+        "license": record.license,
+        "reasoning": record.reasoning,
+        "generator": record.generator,
+        "used_in_training": record.used_in_training,
+        "version": record.version,
+        "system_prompt": record.system_prompt,
+        "expected_answer": record.expected_answer,
+        "tests": record.tests,
+    }
+    if with_verdicts:
+        row["id"] = record.id
+        row["pair_id"] = record.pair_id
+        row["verdicts"] = [v.to_dict() for v in record.verdicts]
+    return row
+
+
+def row_to_record(row: dict[str, Any]) -> Record:
+    """A record from a published row (assumed valid: check it with `row_problems` first).
+
+    A system turn inside `input` is taken as the system prompt when the row's own is empty.
+    """
+    messages = [{"role": m["role"], "content": m["content"]} for m in row["input"]]
+    system_prompt = row.get("system_prompt") or ""
+    if messages and messages[0]["role"] == "system":
+        system_prompt = system_prompt or messages[0]["content"]
+        messages = messages[1:]
+    verdicts = [Verdict(**v) for v in row.get("verdicts") or []]
+    return Record(
+        input=messages,
+        category=row["category"],
+        reasoning=row["reasoning"],
+        output=row["output"],
+        system_prompt=system_prompt,
+        expected_answer=row.get("expected_answer"),
+        tests=clean_tests(row.get("tests")),
+        generator=row["generator"],
+        license=row["license"],
+        used_in_training=row.get("used_in_training") or "",
+        version=row["version"],
+        verdicts=verdicts,
+        pair_id=row.get("pair_id") or "",
+        id=row.get("id") or "",
+    )
+
+
+def record_to_arrow_row(record: Record) -> dict[str, Any]:
+    """The record as a row of `RECORD_SCHEMA` (free-form dicts as JSON strings)."""
+    data = record.to_dict()
+    data["sampling"] = json.dumps(record.sampling, sort_keys=True)
+    data["metadata"] = json.dumps(record.metadata, sort_keys=True)
+    return data
+
+
+def arrow_row_to_record(row: dict[str, Any]) -> Record:
+    data = dict(row)
+    data["sampling"] = json.loads(data.get("sampling") or "{}")
+    data["metadata"] = json.loads(data.get("metadata") or "{}")
+    data["tests"] = clean_tests(data.get("tests"))
+    return Record.from_dict(data)
+
+
+def record_to_document(record: Record) -> Document:
+    """A datatrove Document: the output is the text, the rest of the record rides in metadata."""
+    metadata = record.to_dict()
+    text = metadata.pop("output")
+    doc_id = metadata.pop("id")
+    return Document(text=text, id=doc_id, metadata=metadata)
+
+
+def document_to_record(doc: Document) -> Record:
+    data = {k: v for k, v in doc.metadata.items() if k in Record.__dataclass_fields__}
+    data["output"] = doc.text
+    data["id"] = doc.id
+    return Record.from_dict(data)
