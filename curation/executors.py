@@ -1,0 +1,96 @@
+"""The recipe's `executor:` section, mapped onto datatrove's Local, Slurm and Ray executors.
+
+Stages build a datatrove pipeline (a list of PipelineSteps) and hand it to `make_executor`; the executor
+decides where ranks run. Completion markers in `logging_dir` make reruns skip finished ranks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+ExecutorType = Literal["local", "slurm", "ray"]
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    """Where a stage's ranks run. `tasks` splits the input; `workers` bounds how many run at once."""
+
+    type: ExecutorType = "local"
+    tasks: int = 1
+    workers: int = -1  # -1: as many as tasks
+    # Slurm and Ray
+    partition: str = ""
+    time: str = "24:00:00"
+    cpus_per_task: int = 1
+    mem_per_cpu_gb: float = 2.0
+    gpus_per_task: int = 0
+    nodes_per_task: int = 1
+    qos: str = "normal"
+    venv_path: str = ""
+    env_command: str = ""
+    sbatch_args: dict[str, Any] = field(default_factory=dict)
+
+
+def make_executor(
+    config: ExecutorConfig,
+    pipeline: list,
+    logging_dir: str | Path,
+    job_name: str = "thinktoggle",
+    depends: Any = None,
+    skip_completed: bool = True,
+):
+    """A datatrove executor for `pipeline`. Local runs now; Slurm submits sbatch arrays; Ray uses the cluster."""
+    logging_dir = str(logging_dir)
+    if config.type == "local":
+        from datatrove.executor import LocalPipelineExecutor
+
+        return LocalPipelineExecutor(
+            pipeline=pipeline,
+            tasks=config.tasks,
+            workers=config.workers,
+            logging_dir=logging_dir,
+            depends=depends,
+            skip_completed=skip_completed,
+        )
+    if config.type == "slurm":
+        from datatrove.executor import SlurmPipelineExecutor
+
+        if not config.partition:
+            raise ValueError("executor.partition: required for slurm")
+        return SlurmPipelineExecutor(
+            pipeline=pipeline,
+            tasks=config.tasks,
+            workers=config.workers,
+            time=config.time,
+            partition=config.partition,
+            cpus_per_task=config.cpus_per_task,
+            mem_per_cpu_gb=int(config.mem_per_cpu_gb),
+            gpus_per_task=config.gpus_per_task,
+            nodes_per_task=config.nodes_per_task,
+            qos=config.qos,
+            job_name=job_name,
+            venv_path=config.venv_path or None,
+            env_command=config.env_command or None,
+            sbatch_args=dict(config.sbatch_args) or None,
+            logging_dir=logging_dir,
+            depends=depends,
+            skip_completed=skip_completed,
+        )
+    if config.type == "ray":
+        from datatrove.executor import RayPipelineExecutor
+
+        return RayPipelineExecutor(
+            pipeline=pipeline,
+            tasks=config.tasks,
+            workers=config.workers,
+            logging_dir=logging_dir,
+            depends=depends,
+            skip_completed=skip_completed,
+            cpus_per_task=config.cpus_per_task,
+            mem_per_cpu_gb=config.mem_per_cpu_gb,
+            gpus_per_task=config.gpus_per_task,
+            nodes_per_task=config.nodes_per_task,
+        )
+    raise ValueError(f"executor.type: expected local, slurm or ray, got {config.type!r}")
