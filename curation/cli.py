@@ -12,6 +12,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 app = typer.Typer(
     name="thinktoggle",
@@ -20,7 +21,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # soft_wrap: an error line stays one greppable line
 out = Console()
 
 
@@ -35,7 +36,7 @@ def check(
     try:
         summary = check_paths(paths, report=lambda line: print(line, flush=True))
     except InputError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None
     print(summary.line())
     raise typer.Exit(0 if summary.invalid == 0 and summary.rows > 0 else 1)
@@ -69,7 +70,7 @@ def ingest(
             report=None if quiet else (lambda line: print(line, flush=True)),
         )
     except (InputError, FileNotFoundError) as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None
     print(summary.line())
     print(f"wrote {len(summary.shards)} shard(s) to {out_dir}; rejected rows in {out_dir / 'rejected'}")

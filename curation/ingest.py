@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from thinktoggle.schemas.arrow import PUBLISHED_SCHEMA
-from thinktoggle.schemas.io import RowRead, ShardWriter, iter_rows
+from thinktoggle.schemas.convert import lift_system_turn
+from thinktoggle.schemas.io import InputError, RowRead, ShardWriter, discover_files, iter_rows
 from thinktoggle.schemas.published import PUBLISHED_COLUMNS, row_problems
+from thinktoggle.schemas.stats import StageStats
 
 _HEADER = re.compile(r"<\|start_header_id\|>(\w+)<\|end_header_id\|>\n\n")
 _LLAMA3_SPECIALS = re.compile(r"<\|(begin_of_text|end_of_text|eot_id|eom_id|start_header_id|end_header_id)\|>")
@@ -46,22 +48,26 @@ def parse_llama3_prompt(text: str) -> tuple[str, list[dict[str, str]]]:
 
 
 def normalise_row(row: dict[str, Any]) -> dict[str, Any]:
-    """A v1.1 row from a v1 or v1.1 row. Unknown columns are kept so that the schema check reports them."""
+    """A v1.1 row from a v1 or v1.1 row. Unknown columns are kept so that the schema check reports them.
+
+    v1.1 rows pass through unchanged (their output byte for byte), except that a leading system turn in
+    `input` moves to `system_prompt` when that loses nothing.
+    """
     out = dict(row)
-    if isinstance(row.get("input"), str):
+    if isinstance(row.get("input"), str):  # v1: the whole chat template in one string
         system, turns = parse_llama3_prompt(row["input"])
         out["input"] = turns
-        out.setdefault("system_prompt", system)
         if not out.get("system_prompt"):
             out["system_prompt"] = system
-    if isinstance(out.get("output"), str):
-        out["output"] = _LLAMA3_SPECIALS.sub("", out["output"]).strip()
-    if isinstance(out.get("input"), list) and out["input"] and isinstance(out["input"][0], dict):
-        first = out["input"][0]
-        if first.get("role") == "system":  # a system turn inside input moves to the column
-            out["input"] = out["input"][1:]
-            if not out.get("system_prompt"):
-                out["system_prompt"] = first.get("content", "")
+        if isinstance(out.get("output"), str):
+            out["output"] = _LLAMA3_SPECIALS.sub("", out["output"]).rstrip()
+    messages = out.get("input")
+    if isinstance(messages, list) and messages and all(isinstance(m, dict) and "role" in m for m in messages):
+        first = messages[0]
+        if first["role"] == "system" and isinstance(first.get("content"), str):
+            system_prompt = out.get("system_prompt") or ""
+            if isinstance(system_prompt, str):
+                out["input"], out["system_prompt"] = lift_system_turn(messages, system_prompt)
     out.setdefault("system_prompt", "")
     for column in ("expected_answer", "tests"):
         out.setdefault(column, None)
@@ -112,11 +118,24 @@ def iter_hub_rows(dataset_id: str, split: str | None = None, config: str | None 
 
 
 def _source_rows(source: str, split: str | None, config: str | None) -> Iterator[RowRead]:
+    """The rows of one source. Local files are discovered now, so a bad path fails before anything is written."""
     if Path(source).exists():
-        return iter_rows([source])
+        return iter_rows(discover_files([source]))
     if re.fullmatch(r"[\w.-]+/[\w.-]+", source):
         return iter_hub_rows(source, split=split, config=config)
     raise FileNotFoundError(f"{source}: no such file or folder, and not a Hub dataset id (org/name)")
+
+
+def _normalised_or_problems(read: RowRead) -> tuple[dict[str, Any] | None, list[tuple[str, str]]]:
+    """The v1.1 row of one read, or the (field, reason) problems that make it unusable."""
+    if read.error is not None:
+        return None, [(read.field, read.error)]
+    try:
+        row = normalise_row(read.row)
+    except ValueError as exc:
+        return None, [("input", str(exc))]
+    problems = [(p.field, p.reason) for p in row_problems(row)]
+    return (None, problems) if problems else (row, [])
 
 
 def ingest(
@@ -130,50 +149,53 @@ def ingest(
 ) -> IngestSummary:
     """Ingest `sources` into `out_dir/part-*.parquet`; invalid rows go to `out_dir/rejected/` with reasons."""
     out = Path(out_dir)
+    stale = sorted(out.glob("part-*.parquet"))
+    if stale:  # new shards would mix with old ones whenever this run writes fewer
+        raise InputError(f"{out}: already holds {len(stale)} shard(s) (e.g. {stale[0].name}); use an empty folder")
+    streams = [_source_rows(source, split, config) for source in sources]
     selection = selection or Selection()
     summary = IngestSummary()
+    stats = StageStats("ingest")  # the same accounting as every stage: in = written + skipped + rejected
     rejected_dir = out / "rejected"
     rejected_dir.mkdir(parents=True, exist_ok=True)
     rejected_tmp = rejected_dir / f".rejected.jsonl.tmp-{uuid.uuid4().hex[:8]}"
     columns = set(PUBLISHED_COLUMNS) | {"expected_answer", "tests"}
-    with (
-        ShardWriter(out, PUBLISHED_SCHEMA, rows_per_shard=rows_per_shard) as writer,
-        rejected_tmp.open("w") as rej,
-    ):
-        for source in sources:
-            for read in _source_rows(source, split, config):
-                summary.rows += 1
-                problems: list[tuple[str, str]] = []
-                row: dict[str, Any] | None = None
-                if read.error is not None:
-                    problems.append((read.field, read.error))
-                else:
-                    try:
-                        row = normalise_row(read.row)
-                    except ValueError as exc:
-                        problems.append(("input", str(exc)))
-                    else:
-                        problems = [(p.field, p.reason) for p in row_problems(row)]
-                if problems:
-                    summary.rejected += 1
-                    for field_name, reason in problems:
-                        if report:
-                            report(f"{read.where}: {field_name}: {reason}")
-                    record = {
-                        "file": read.file,
-                        "line": read.line,
-                        "problems": [{"field": f, "reason": r} for f, r in problems],
-                        "row": read.row,
-                    }
-                    rej.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
-                    continue
-                assert row is not None
-                if not selection.accepts(row):
-                    summary.skipped += 1
-                    continue
-                writer.write({k: v for k, v in row.items() if k in columns})
-                summary.written += 1
-        summary.shards = [str(p) for p in writer.close()]
+    try:
+        with (
+            ShardWriter(out, PUBLISHED_SCHEMA, rows_per_shard=rows_per_shard) as writer,
+            rejected_tmp.open("w") as rej,
+        ):
+            for stream in streams:
+                for read in stream:
+                    summary.rows += 1
+                    stats.n_in += 1
+                    row, problems = _normalised_or_problems(read)
+                    if problems:
+                        summary.rejected += 1
+                        stats.fail(f"invalid {problems[0][0]}")
+                        for field_name, reason in problems:
+                            if report:
+                                report(f"{read.where}: {field_name}: {reason}")
+                        record = {
+                            "file": read.file,
+                            "line": read.line,
+                            "problems": [{"field": f, "reason": r} for f, r in problems],
+                            "row": read.row,
+                        }
+                        rej.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+                        continue
+                    assert row is not None
+                    if not selection.accepts(row):
+                        summary.skipped += 1
+                        stats.drop("not selected")
+                        continue
+                    writer.write({k: v for k, v in row.items() if k in columns})
+                    summary.written += 1
+                    stats.keep()
+            summary.shards = [str(p) for p in writer.close()]
+    except BaseException:
+        rejected_tmp.unlink(missing_ok=True)  # completed shards stay; the half-written one is gone
+        raise
     rejected_tmp.replace(rejected_dir / "rejected.jsonl")
-    (out / "summary.json").write_text(json.dumps(summary.__dict__, indent=2))
+    stats.write(out / "stats.json")
     return summary

@@ -43,16 +43,24 @@ def record_to_row(record: Record, with_verdicts: bool = False) -> dict[str, Any]
     return row
 
 
+def lift_system_turn(messages: list[dict[str, str]], system_prompt: str) -> tuple[list[dict[str, str]], str]:
+    """Move a leading system turn of `messages` into the system prompt, when that loses nothing.
+
+    It moves when the row's own system prompt is empty or says the same; a different system turn (e.g. tool
+    definitions beside "detailed thinking on") stays in the messages rather than being dropped.
+    """
+    if messages and messages[0]["role"] == "system" and system_prompt in ("", messages[0]["content"]):
+        return messages[1:], messages[0]["content"]
+    return messages, system_prompt
+
+
 def row_to_record(row: dict[str, Any]) -> Record:
     """A record from a published row (assumed valid: check it with `row_problems` first).
 
-    A system turn inside `input` is taken as the system prompt when the row's own is empty.
+    A leading system turn inside `input` becomes the system prompt (see `lift_system_turn`).
     """
     messages = [{"role": m["role"], "content": m["content"]} for m in row["input"]]
-    system_prompt = row.get("system_prompt") or ""
-    if messages and messages[0]["role"] == "system":
-        system_prompt = system_prompt or messages[0]["content"]
-        messages = messages[1:]
+    messages, system_prompt = lift_system_turn(messages, row.get("system_prompt") or "")
     verdicts = [Verdict(**v) for v in row.get("verdicts") or []]
     return Record(
         input=messages,

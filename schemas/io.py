@@ -59,10 +59,26 @@ def is_saved_hf_dataset(path: Path) -> bool:
     return path.is_dir() and (path / "state.json").exists() and (path / "dataset_info.json").exists()
 
 
+# Sub-folders where a stage keeps what is *not* its output (rows it rejected, dropped or failed, executor
+# logs). Walking a stage's folder skips them, so the next stage never reads dropped records as input;
+# name such a folder explicitly to read it.
+SIDE_FOLDERS = frozenset({"rejected", "dropped", "failed", "logs"})
+
+
+def _is_data_file_in_folder(path: Path) -> bool:
+    """Inside a folder, `.json` files are bookkeeping (stats.json, a saved dataset's state.json and
+    dataset_info.json), not rows: only .jsonl/.ndjson/.parquet/.arrow files are read there."""
+    name = path.name.lower()
+    hidden = name.startswith(".") or ".tmp" in name
+    return not hidden and _suffix_kind(path) is not None and not name.endswith((".json", ".json.gz"))
+
+
 def discover_files(paths: Iterable[str | Path]) -> list[Path]:
     """Expand files and folders (recursively, sorted) into the data files they hold.
 
-    Temporary files of an unfinished atomic write (`*.tmp*`) and hidden files are never read.
+    A file named explicitly is read if its format is known (`.json` included). In a folder, temporary files of
+    an unfinished atomic write (`*.tmp*`), hidden files, `.json` bookkeeping files and the SIDE_FOLDERS are
+    skipped, as is everything in hidden folders; a saved HF dataset is read through its `.arrow` files.
     """
     found: list[Path] = []
     for raw in paths:
@@ -75,8 +91,9 @@ def discover_files(paths: Iterable[str | Path]) -> list[Path]:
             found.append(path)
             continue
         for child in sorted(path.rglob("*")):
-            hidden = child.name.startswith(".") or ".tmp" in child.name
-            if child.is_file() and not hidden and _suffix_kind(child) is not None:
+            inside = child.relative_to(path).parts[:-1]
+            skipped_folder = any(part in SIDE_FOLDERS or part.startswith(".") for part in inside)
+            if not skipped_folder and child.is_file() and _is_data_file_in_folder(child):
                 found.append(child)
     return found
 
@@ -86,13 +103,13 @@ def _iter_jsonl(path: Path, max_line_bytes: int) -> Iterator[RowRead]:
     name = str(path)
     with opener(path, "rb") as handle:
         line_no = 0
-        empty_file = True
+        rows_seen = 0  # rows and row errors; a file of blank lines has none and is reported as empty
         while True:
             raw = handle.readline(max_line_bytes + 1)
             if not raw:
                 break
-            empty_file = False
             line_no += 1
+            rows_seen += 1
             if len(raw) > max_line_bytes and not raw.endswith(b"\n"):
                 while (more := handle.readline(max_line_bytes)) and not more.endswith(b"\n"):
                     pass  # skip the rest of the oversized line without holding it
@@ -100,9 +117,11 @@ def _iter_jsonl(path: Path, max_line_bytes: int) -> Iterator[RowRead]:
                 continue
             truncated = not raw.endswith(b"\n")
             if not raw.strip():
+                rows_seen -= 1
                 continue  # blank lines are allowed between rows
             try:
-                text = raw.decode("utf-8")
+                # A byte-order mark (files saved by Windows editors) is not part of the first row.
+                text = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
             except UnicodeDecodeError as exc:
                 yield RowRead(name, line_no, error=f"invalid UTF-8 at byte {exc.start}")
                 continue
@@ -116,8 +135,8 @@ def _iter_jsonl(path: Path, max_line_bytes: int) -> Iterator[RowRead]:
                 yield RowRead(name, line_no, error=f"expected a JSON object, got {type(row).__name__}")
                 continue
             yield RowRead(name, line_no, row=row)
-        if empty_file:
-            yield RowRead(name, 1, error="empty file")
+        if rows_seen == 0:
+            yield RowRead(name, 1, error="empty file (no rows)" if line_no else "empty file")
 
 
 def _iter_table_batches(path: Path, batches: Iterable[pa.RecordBatch]) -> Iterator[RowRead]:

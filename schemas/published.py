@@ -7,6 +7,7 @@ may ride along; nothing else may.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -171,10 +172,62 @@ def _reason_of(error) -> str:
     return message if len(message) <= 200 else message[:197] + "..."
 
 
+_REQUIRED = frozenset(PUBLISHED_COLUMNS)
+_ALLOWED = _REQUIRED | frozenset(OPTIONAL_COLUMNS)
+_ROLES = frozenset(ROLES)
+_CATEGORIES = frozenset(CATEGORIES)
+_GENERATOR = re.compile(PUBLISHED_ROW_SCHEMA["properties"]["generator"]["pattern"])
+_MODE_OF_PROMPT = {SYSTEM_PROMPT_ON: "on", SYSTEM_PROMPT_OFF: "off"}
+
+
+def _plainly_valid(row: dict[str, Any]) -> bool:
+    """A fast, conservative check of the common row (jsonschema costs ~75 µs a row, this ~5 µs).
+
+    True only for rows the JSON Schema accepts; anything unusual (tests, verdicts, any doubt) returns False
+    and goes to the full validator, which stays the single source of truth for what is valid and why.
+    """
+    if not _REQUIRED <= row.keys() <= _ALLOWED:
+        return False
+    messages = row["input"]
+    if not isinstance(messages, list) or not messages:
+        return False
+    has_user = False
+    for message in messages:
+        if not isinstance(message, dict) or len(message) != 2:
+            return False
+        role, content = message.get("role"), message.get("content")
+        if not isinstance(role, str) or role not in _ROLES or not isinstance(content, str):
+            return False
+        has_user = has_user or role == "user"
+    for column in ("output", "used_in_training", "system_prompt", "generator"):
+        if not isinstance(row[column], str):
+            return False
+    for column in ("license", "version"):
+        if not isinstance(row[column], str) or not row[column]:
+            return False
+    for column in ("expected_answer", "id", "pair_id"):
+        if not isinstance(row.get(column, ""), str | None):
+            return False
+    reasoning, category = row["reasoning"], row["category"]
+    return (
+        has_user
+        and isinstance(category, str)
+        and category in _CATEGORIES
+        and isinstance(reasoning, str)
+        and reasoning in ("on", "off")
+        and _MODE_OF_PROMPT.get(row["system_prompt"], reasoning) == reasoning
+        and row.get("tests") is None
+        and row.get("verdicts") is None
+        and _GENERATOR.search(row["generator"]) is not None
+    )
+
+
 def row_problems(row: Any) -> Iterator[Problem]:
     """Every way `row` breaks the published schema, in a stable order (by field)."""
     if not isinstance(row, dict):
         yield Problem("(row)", f"expected a JSON object, got {type(row).__name__}")
+        return
+    if _plainly_valid(row):
         return
     errors = sorted(validator().iter_errors(row), key=lambda e: (list(map(str, e.absolute_path)), e.validator))
     for error in errors:
@@ -184,4 +237,4 @@ def row_problems(row: Any) -> Iterator[Problem]:
 
 
 def is_valid_row(row: Any) -> bool:
-    return isinstance(row, dict) and validator().is_valid(row)
+    return isinstance(row, dict) and (_plainly_valid(row) or validator().is_valid(row))

@@ -45,6 +45,8 @@ class ThinkSplit:
             return "think_in_off_mode" if self.has_think else ("empty_answer" if not self.answer else None)
         if not self.has_think:
             return "no_think"
+        if self.opens == 0:
+            return "missing_open_think"  # reasoning then </think>: a prefilled `<think>` was not put back
         if self.opens != 1 or self.closes != 1:
             return "unclosed_think" if self.closes < self.opens else "multiple_think"
         if self.reasoning is None:
@@ -73,8 +75,9 @@ def split_output(output: str) -> ThinkSplit:
             return ThinkSplit(reasoning, answer, opens, closes)
     if closes and not opens:
         # Some servers strip the opening tag (the chat template prefilled it): the reasoning is before it.
+        # `opens` stays 0 so that `problem` still flags the output; a generator repairs it with compose_output.
         end = output.find(THINK_CLOSE)
-        return ThinkSplit(output[:end].strip(), output[end + len(THINK_CLOSE) :].strip(), 1, closes)
+        return ThinkSplit(output[:end].strip(), output[end + len(THINK_CLOSE) :].strip(), 0, closes)
     if opens and not closes:
         return ThinkSplit(None, "", opens, closes)
     return ThinkSplit(None, output.strip() if not opens else _THINK_TAG.sub("", output).strip(), opens, closes)
