@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from thinktoggle.schemas.io import iter_rows
+from thinktoggle.schemas.io import discover_files, iter_rows
 from thinktoggle.schemas.published import row_problems
 
 
@@ -26,10 +26,22 @@ def check_paths(
 ) -> CheckSummary:
     """Validate every row under `paths`. Each problem is reported as `file:line: field: reason`.
 
-    An unreadable row (malformed JSON, bad UTF-8, an empty file) counts as one invalid row.
+    An unreadable row (malformed JSON, bad UTF-8, an empty file) counts as one invalid row; a folder without
+    data files is reported too (the command then fails, since nothing was checked).
     """
     summary = CheckSummary()
-    for read in iter_rows(paths):
+    files: list[Path] = []
+    for path in paths:
+        found = discover_files([path])  # raises InputError for a missing path or an unknown format
+        if not found:
+            _report(
+                summary,
+                f"{path}: (row): no data files (.jsonl, .parquet, .arrow) in this folder",
+                report,
+                keep_problems,
+            )
+        files.extend(found)
+    for read in iter_rows(files):
         summary.rows += 1
         if read.error is not None:
             lines = [f"{read.where}: {read.field}: {read.error}"]
@@ -38,10 +50,14 @@ def check_paths(
         if lines:
             summary.invalid += 1
             for text in lines:
-                if report:
-                    report(text)
-                if len(summary.problems) < keep_problems:
-                    summary.problems.append(text)
+                _report(summary, text, report, keep_problems)
         else:
             summary.valid += 1
     return summary
+
+
+def _report(summary: CheckSummary, text: str, report: Callable[[str], None] | None, keep_problems: int) -> None:
+    if report:
+        report(text)
+    if len(summary.problems) < keep_problems:
+        summary.problems.append(text)

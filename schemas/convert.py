@@ -61,6 +61,7 @@ def row_to_record(row: dict[str, Any]) -> Record:
     """
     messages = [{"role": m["role"], "content": m["content"]} for m in row["input"]]
     messages, system_prompt = lift_system_turn(messages, row.get("system_prompt") or "")
+    # A row that has no system prompt keeps none (Record fills in the Nemotron prompt only when given None).
     verdicts = [Verdict(**v) for v in row.get("verdicts") or []]
     return Record(
         input=messages,

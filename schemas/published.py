@@ -144,24 +144,31 @@ def validator() -> Draft202012Validator:
     return Draft202012Validator(PUBLISHED_ROW_SCHEMA)
 
 
+def _join(path: list[str], key: str | None = None) -> str:
+    parts = [*path, key] if key is not None else path
+    return ".".join(parts)
+
+
 def _field_of(error) -> str:
-    path = ".".join(str(p) for p in error.absolute_path)
-    if error.validator == "required":
-        missing = error.message.split("'")[1] if "'" in error.message else "?"
-        return f"{path}.{missing}" if path else missing
-    if error.validator == "additionalProperties" and "'" in error.message:
-        extra = error.message.split("'")[1]
-        return f"{path}.{extra}" if path else extra
+    path = _join([str(p) for p in error.absolute_path])
     if error.validator in ("if", "then", "const") and not path:
         return "reasoning"
     return path or "(row)"
 
 
-def _reason_of(error) -> str:
+def _keyed_problems(error) -> list[Problem]:
+    """One problem per missing or unknown key, named from the data itself (jsonschema's messages quote names
+    with repr, which mangles names that hold quotes or control characters)."""
+    path = [str(p) for p in error.absolute_path]
     if error.validator == "required":
-        return "missing"
-    if error.validator == "additionalProperties":
-        return "unknown column" if not error.absolute_path else "unknown key"
+        return [Problem(_join(path, key), "missing") for key in error.validator_value if key not in error.instance]
+    known = error.schema.get("properties", {})
+    extras = sorted(str(key) for key in error.instance if key not in known)
+    reason = "unknown key" if path else "unknown column"
+    return [Problem(_join(path, key), reason) for key in extras]
+
+
+def _reason_of(error) -> str:
     if error.validator == "contains":
         return "needs at least one user turn"
     if error.validator == "const" and list(error.absolute_path) == ["reasoning"]:
@@ -230,10 +237,18 @@ def row_problems(row: Any) -> Iterator[Problem]:
     if _plainly_valid(row):
         return
     errors = sorted(validator().iter_errors(row), key=lambda e: (list(map(str, e.absolute_path)), e.validator))
+    seen: set[Problem] = set()
     for error in errors:
         if error.validator == "allOf":
             continue  # its failing branch is reported on its own
-        yield Problem(_field_of(error), _reason_of(error))
+        if error.validator in ("required", "additionalProperties"):
+            keyed = _keyed_problems(error)
+        else:
+            keyed = [Problem(_field_of(error), _reason_of(error))]
+        for problem in keyed:
+            if problem not in seen:  # each `required` error would otherwise repeat every missing key
+                seen.add(problem)
+                yield problem
 
 
 def is_valid_row(row: Any) -> bool:

@@ -55,7 +55,7 @@ class Record:
     category: str
     reasoning: Reasoning
     output: str = ""
-    system_prompt: str = ""
+    system_prompt: str | None = None  # None: the mode's Nemotron prompt; "" (a published row without one) stays ""
     expected_answer: str | None = None
     tests: dict[str, Any] | None = None
     generator: str = ""
@@ -70,7 +70,7 @@ class Record:
     id: str = ""
 
     def __post_init__(self) -> None:
-        if not self.system_prompt:
+        if self.system_prompt is None:
             self.system_prompt = system_prompt_for(self.reasoning)
         if not self.pair_id:
             self.pair_id = make_pair_id(self.category, self.input)
@@ -94,6 +94,8 @@ class Record:
 
     def chat_messages(self) -> list[dict[str, str]]:
         """System prompt + prompt turns: what a teacher is sent."""
+        if not self.system_prompt:
+            return list(self.input)
         return [{"role": "system", "content": self.system_prompt}, *self.input]
 
     def to_dict(self) -> dict[str, Any]:
