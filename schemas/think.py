@@ -80,7 +80,11 @@ def split_output(output: str) -> ThinkSplit:
         return ThinkSplit(output[:end].strip(), output[end + len(THINK_CLOSE) :].strip(), 0, closes)
     if opens and not closes:
         return ThinkSplit(None, "", opens, closes)
-    return ThinkSplit(None, output.strip() if not opens else _THINK_TAG.sub("", output).strip(), opens, closes)
+    if not opens:
+        return ThinkSplit(None, output.strip(), opens, closes)
+    # A think block that does not open the output: no reasoning; the answer is what follows the last </think>.
+    tail = output[output.rfind(THINK_CLOSE) + len(THINK_CLOSE) :]
+    return ThinkSplit(None, _THINK_TAG.sub("", tail).strip(), opens, closes)
 
 
 def final_answer(output: str) -> str:
