@@ -77,7 +77,9 @@ def ingest(
 
 
 # Stage commands that live beside their code: (command name, module, function).
-STAGE_COMMANDS: list[tuple[str, str, str]] = []
+STAGE_COMMANDS: list[tuple[str, str, str]] = [
+    ("generate", "thinktoggle.generators.cli", "generate"),
+]
 
 
 def _register_stage_commands() -> None:

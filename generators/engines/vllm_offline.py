@@ -1,0 +1,156 @@
+"""The vLLM offline engine: `vllm.LLM.chat` on large batches, so that the engine, not Python, sets the pace.
+
+Data parallelism is one engine per datatrove rank (see `generate.py`); tensor parallelism is vLLM's own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from thinktoggle.generators.engines.base import ChatRequest, Completion, ProgressCallback, failed
+
+
+def visible_gpus_for_rank(rank: int, tensor_parallel_size: int) -> str:
+    """The CUDA_VISIBLE_DEVICES of a data-parallel rank on one node: its own `tp` consecutive GPUs."""
+    first = rank * tensor_parallel_size
+    return ",".join(str(first + i) for i in range(tensor_parallel_size))
+
+
+class VLLMEngine:
+    """Offline vLLM. Build it from a model path (`VLLMEngine(model, ...)`) or wrap a running `vllm.LLM`
+    (`VLLMEngine.from_llm(llm)`), in which case `close()` leaves that engine alone."""
+
+    name = "vllm"
+
+    def __init__(
+        self,
+        model: str = "",
+        *,
+        tensor_parallel_size: int = 1,
+        dtype: str = "auto",
+        max_model_len: int | None = None,
+        gpu_memory_utilization: float = 0.9,
+        kv_cache_memory_bytes: int | None = None,
+        enforce_eager: bool = False,
+        seed: int = 0,
+        llm: Any = None,
+        **llm_kwargs: Any,
+    ) -> None:
+        import vllm
+
+        self.version = vllm.__version__
+        self._owned = llm is None
+        if llm is None:
+            if not model:
+                raise ValueError("VLLMEngine: a model path or id is required")
+            kwargs: dict[str, Any] = {
+                "tensor_parallel_size": tensor_parallel_size,
+                "dtype": dtype,
+                "gpu_memory_utilization": gpu_memory_utilization,
+                "enforce_eager": enforce_eager,
+                "seed": seed,
+                **llm_kwargs,
+            }
+            if max_model_len:
+                kwargs["max_model_len"] = max_model_len
+            if kv_cache_memory_bytes:
+                kwargs["kv_cache_memory_bytes"] = kv_cache_memory_bytes
+            llm = vllm.LLM(model=model, **kwargs)
+        self.llm = llm
+
+    @classmethod
+    def from_llm(cls, llm: Any) -> VLLMEngine:
+        return cls(llm=llm)
+
+    @staticmethod
+    def sampling_params(request: ChatRequest):
+        from vllm import SamplingParams
+
+        s = request.sampling
+        greedy = s.temperature == 0
+        return SamplingParams(
+            n=request.n,
+            temperature=s.temperature,
+            top_p=1.0 if greedy else s.top_p,
+            max_tokens=s.max_tokens,
+            seed=request.seed,
+        )
+
+    def _chat(self, requests: Sequence[ChatRequest], template_kwargs: dict[str, Any] | None) -> list[list[Completion]]:
+        outputs = self.llm.chat(
+            [r.messages for r in requests],
+            [self.sampling_params(r) for r in requests],
+            use_tqdm=False,
+            chat_template_kwargs=template_kwargs,
+        )
+        results = []
+        for request, output in zip(requests, outputs, strict=True):
+            prompt_tokens = len(output.prompt_token_ids or [])
+            completions = [
+                Completion(
+                    text=c.text,
+                    finish_reason=c.finish_reason or "",
+                    prompt_tokens=prompt_tokens,
+                    completion_tokens=len(c.token_ids),
+                )
+                for c in output.outputs
+            ]
+            if len(completions) != request.n:
+                completions = failed(request.n, f"vllm_error: {len(completions)} outputs for n={request.n}")
+            results.append(completions)
+        return results
+
+    def generate(
+        self, requests: Sequence[ChatRequest], progress: ProgressCallback | None = None
+    ) -> list[list[Completion]]:
+        results: list[list[Completion] | None] = [None] * len(requests)
+        # One chat call per distinct chat_template_kwargs (e.g. the two qwen3 modes); everything else batches.
+        groups: dict[str, list[int]] = {}
+        for i, request in enumerate(requests):
+            groups.setdefault(json.dumps(request.chat_template_kwargs, sort_keys=True), []).append(i)
+        for key, indices in groups.items():
+            batch = [requests[i] for i in indices]
+            try:
+                outs = self._chat(batch, json.loads(key))
+            except Exception as exc:  # noqa: BLE001 - one bad prompt (e.g. too long) must not sink the batch
+                outs = self._one_by_one(batch, json.loads(key)) if len(batch) > 1 else [failed(batch[0].n, _why(exc))]
+            for i, out in zip(indices, outs, strict=True):
+                results[i] = out
+                if progress:
+                    progress(len(out), sum(c.completion_tokens for c in out))
+        return [r for r in results if r is not None]
+
+    def _one_by_one(self, batch: Sequence[ChatRequest], template_kwargs: dict[str, Any] | None):
+        outs = []
+        for request in batch:
+            try:
+                outs.extend(self._chat([request], template_kwargs))
+            except Exception as exc:  # noqa: BLE001
+                outs.append(failed(request.n, _why(exc)))
+        return outs
+
+    def close(self) -> None:
+        if self._owned and self.llm is not None:
+            self.llm = None
+            import gc
+
+            gc.collect()
+            try:
+                from vllm.distributed.parallel_state import cleanup_dist_env_and_memory
+
+                cleanup_dist_env_and_memory()
+            except Exception:  # noqa: BLE001 - best effort: the process usually exits next
+                pass
+
+
+def _why(exc: BaseException) -> str:
+    return f"vllm_error: {type(exc).__name__}: {str(exc)[:300]}"
+
+
+def pin_rank_gpus(rank: int, tensor_parallel_size: int, data_parallel_size: int) -> None:
+    """On one node with several data-parallel ranks, give each rank its own GPUs (before CUDA starts)."""
+    if data_parallel_size > 1 and "THINKTOGGLE_NO_GPU_PINNING" not in os.environ:
+        os.environ["CUDA_VISIBLE_DEVICES"] = visible_gpus_for_rank(rank, tensor_parallel_size)

@@ -1,0 +1,533 @@
+"""The generate stage: every prompt answered in both modes by its teachers, n samples each, resumably.
+
+    load prompts → plan (deterministic shards of prompts) → per rank, per teacher: skip completed samples
+    → build requests (toggle convention) → engine → normalise → write the shard's part atomically → stats
+
+Layout of `out_dir`:
+    plan.json                         the prompts' fingerprint and the shard split (a rerun must match it)
+    prompts/prompts.parquet           the prompts, in plan order (internal records, output "")
+    kept/shard-00000-on.parquet       generated records (RECORD_SCHEMA), one part per shard and mode;
+                                      mode-breaking answers included, with a Verdict(filter="toggle", "fail")
+    failed/shard-00000-on.parquet     samples that could not be generated: output "", Verdict("generate", "error")
+    rejected_inputs.jsonl             input rows that are not usable prompts (file:line, field, error)
+    stats.json                        in = prompts × modes × n + rejected rows = kept + failed
+    logs/                             datatrove's logs
+
+Resume: the truth is what `kept/` holds. A rerun regenerates exactly the samples missing from it (never
+started, killed mid-shard, or failed) and rewrites that part atomically with old + new samples, so a
+`kill -9` at any moment loses nothing and duplicates nothing. Data parallelism: the shards are dealt to
+datatrove ranks (shard k → rank k mod world size); each rank builds its own engine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from datatrove.pipeline.base import PipelineStep
+
+from thinktoggle.curation.executors import ExecutorConfig, make_executor
+from thinktoggle.generators.engines.base import ChatRequest, Completion, Engine, SamplingConfig
+from thinktoggle.generators.toggle import TOGGLE_FILTER, TOGGLES, normalise_answer, toggle_request
+from thinktoggle.schemas.arrow import RECORD_SCHEMA
+from thinktoggle.schemas.convert import arrow_row_to_record, record_to_arrow_row
+from thinktoggle.schemas.io import atomic_write_parquet, atomic_write_text, iter_records
+from thinktoggle.schemas.record import Record, Verdict, content_hash
+from thinktoggle.schemas.stats import StageStats
+
+EngineName = Literal["vllm", "openai", "procedural"]
+MODES = ("on", "off")
+GENERATE_FILTER = "generate"  # the Verdict.filter of failed samples
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """The `generate:` section of a recipe."""
+
+    engine: EngineName = "vllm"
+    teacher_on: str = ""  # model path/id (vllm) or served name (openai); unused by procedural
+    teacher_off: str = ""  # "" = the same teacher as on
+    toggle_on: str = "nemotron"  # how the on teacher is asked to think: nemotron | qwen3 | slash
+    toggle_off: str = "nemotron"
+    sampling_on: SamplingConfig = SamplingConfig(n=1, temperature=0.6, top_p=0.95, max_tokens=1024)
+    sampling_off: SamplingConfig = SamplingConfig(n=1, temperature=0.0, top_p=1.0, max_tokens=1024)
+    modes: tuple[str, ...] = MODES
+    seed: int | None = 0  # per-request seeds are derived from it and the prompt: reproducible in any batch
+    # openai
+    base_url: str = ""
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: int = 64
+    timeout: float = 600.0
+    retries: int = 5
+    backoff: float = 1.0
+    # vllm
+    tp: int = 1
+    dp: int = 1  # data-parallel ranks (one engine each); maps onto the executor's tasks
+    dtype: str = "auto"
+    max_model_len: int = 0  # 0: the model's
+    gpu_memory_utilization: float = 0.9
+    kv_cache_memory_bytes: int = 0  # 0: sized by gpu_memory_utilization
+    enforce_eager: bool = False
+    # work split
+    shard_size: int = 1000  # prompts per shard: the unit written atomically and skipped on rerun
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.engine not in ("vllm", "openai", "procedural"):
+            raise ValueError(f"generate.engine: expected vllm, openai or procedural, got {self.engine!r}")
+        if self.engine != "procedural" and not self.teacher_on:
+            raise ValueError(f"generate.teacher_on: required for the {self.engine} engine")
+        if self.engine == "openai" and not self.base_url:
+            raise ValueError("generate.base_url: required for the openai engine")
+        for name in ("toggle_on", "toggle_off"):
+            if getattr(self, name) not in TOGGLES:
+                raise ValueError(f"generate.{name}: expected one of {TOGGLES}, got {getattr(self, name)!r}")
+        if not self.modes or any(m not in MODES for m in self.modes):
+            raise ValueError(f"generate.modes: expected a non-empty subset of {MODES}, got {list(self.modes)}")
+        if self.shard_size < 1 or self.dp < 1 or self.tp < 1:
+            raise ValueError("generate.shard_size, dp and tp must be >= 1")
+
+    def teacher(self, mode: str) -> str:
+        return (self.teacher_off or self.teacher_on) if mode == "off" else self.teacher_on
+
+    def toggle(self, mode: str) -> str:
+        return self.toggle_on if mode == "on" else self.toggle_off
+
+    def sampling(self, mode: str) -> SamplingConfig:
+        return self.sampling_on if mode == "on" else self.sampling_off
+
+    def fingerprint_fields(self) -> dict[str, Any]:
+        """What decides the outputs: a rerun into the same folder must not change these."""
+        keep = ("teacher_on", "teacher_off", "toggle_on", "toggle_off", "sampling_on", "sampling_off", "modes")
+        data = asdict(self)
+        return {k: data[k] for k in (*keep, "seed", "shard_size")} | {"modes": list(self.modes)}
+
+
+# ----------------------------------------------------------------------------------------------- the plan
+
+
+@dataclass(frozen=True)
+class Part:
+    """The samples of one shard in one mode: the unit written atomically."""
+
+    shard: int
+    mode: str
+
+    @property
+    def name(self) -> str:
+        return f"shard-{self.shard:05d}-{self.mode}.parquet"
+
+
+def kept_dir(out_dir: str | Path) -> Path:
+    """Where the generated records are: the next stage's input."""
+    return Path(out_dir) / "kept"
+
+
+def failed_dir(out_dir: str | Path) -> Path:
+    return Path(out_dir) / "failed"
+
+
+def _prompts_path(out_dir: Path) -> Path:
+    return out_dir / "prompts" / "prompts.parquet"
+
+
+def read_prompt_inputs(inputs: list[Path]) -> tuple[list[Record], list[dict[str, Any]]]:
+    """Prompts from prompt files (records with empty output) or published rows (their `input` reused),
+    one per pair id in input order; and the rows that are not usable, with file:line, field and error."""
+    from thinktoggle.generators.sources import as_prompt
+
+    prompts: dict[str, Record] = {}
+    rejected: list[dict[str, Any]] = []
+    for read, record in iter_records(inputs):
+        if record is None:
+            rejected.append({"where": read.where, "field": read.field, "error": read.error})
+            continue
+        prompts.setdefault(record.pair_id, as_prompt(record))
+    return list(prompts.values()), rejected
+
+
+def make_plan(
+    config: GenerateConfig, prompts: list[Record], rejected: list[dict[str, Any]], out_dir: Path
+) -> dict[str, Any]:
+    """Write (or check, on a rerun) the plan: which prompts, in which shards, under which settings."""
+    fingerprint = content_hash("plan", [p.pair_id for p in prompts], config.fingerprint_fields())
+    plan = {
+        "fingerprint": fingerprint,
+        "prompts": len(prompts),
+        "shard_size": config.shard_size,
+        "shards": (len(prompts) + config.shard_size - 1) // config.shard_size,
+        "modes": list(config.modes),
+        "rejected_inputs": len(rejected),
+    }
+    plan_path = out_dir / "plan.json"
+    if plan_path.exists():
+        old = json.loads(plan_path.read_text())
+        if old.get("fingerprint") != fingerprint:
+            raise ValueError(
+                f"{out_dir} holds a generation of other prompts or other settings (teachers, toggles, sampling, "
+                "seed, shard size); rerun with the same inputs and settings, or use a new --out"
+            )
+        if _prompts_path(out_dir).exists():
+            return plan
+    if rejected:
+        atomic_write_text("".join(json.dumps(r) + "\n" for r in rejected), out_dir / "rejected_inputs.jsonl")
+    table = pa.Table.from_pylist([record_to_arrow_row(p) for p in prompts], schema=RECORD_SCHEMA)
+    atomic_write_parquet(table, _prompts_path(out_dir))
+    atomic_write_text(json.dumps(plan, indent=2) + "\n", plan_path)  # last: the plan exists once all is in place
+    return plan
+
+
+def load_plan_prompts(out_dir: Path) -> list[Record]:
+    return [arrow_row_to_record(row) for row in pq.read_table(_prompts_path(out_dir)).to_pylist()]
+
+
+def shard_prompts(prompts: list[Record], shard_size: int) -> list[list[Record]]:
+    return [prompts[i : i + shard_size] for i in range(0, len(prompts), shard_size)]
+
+
+def _present_samples(path: Path) -> set[tuple[str, int]]:
+    if not path.exists():
+        return set()
+    table = pq.read_table(path, columns=["pair_id", "sample"])
+    return set(zip(table["pair_id"].to_pylist(), table["sample"].to_pylist(), strict=True))
+
+
+# ------------------------------------------------------------------------------------------- one shard part
+
+
+def request_seed(config: GenerateConfig, pair_id: str, mode: str, first_sample: int) -> int | None:
+    if config.seed is None:
+        return None
+    return int(content_hash("seed", config.seed, pair_id, mode, first_sample), 16) % 2**31
+
+
+def generator_name(config: GenerateConfig, mode: str, prompt: Record) -> str:
+    if config.engine == "procedural":
+        task = (prompt.metadata.get("procedural") or {}).get("task", "unknown")
+        return f"procedural/{task}"
+    return config.teacher(mode)
+
+
+@dataclass
+class PendingPart:
+    part: Part
+    prompts: list[Record]
+    existing: list[Record]  # samples already in kept/
+    missing: list[tuple[Record, list[int]]]  # (prompt, sample indices to generate)
+    requests: list[ChatRequest] = field(default_factory=list)
+
+
+def pending_part(config: GenerateConfig, out_dir: Path, part: Part, prompts: list[Record]) -> PendingPart | None:
+    """What remains to generate for a part, or None when it is complete."""
+    kept_path = kept_dir(out_dir) / part.name
+    present = _present_samples(kept_path)
+    n = config.sampling(part.mode).n
+    missing = []
+    for prompt in prompts:
+        samples = [s for s in range(n) if (prompt.pair_id, s) not in present]
+        if samples:
+            missing.append((prompt, samples))
+    if not missing:
+        if (failed_dir(out_dir) / part.name).exists():  # stale after a kill between the two writes
+            (failed_dir(out_dir) / part.name).unlink()
+        return None
+    existing = [arrow_row_to_record(r) for r in pq.read_table(kept_path).to_pylist()] if present else []
+    pending = PendingPart(part, prompts, existing, missing)
+    for prompt, samples in missing:
+        messages, template_kwargs = toggle_request(config.toggle(part.mode), part.mode, prompt.input)
+        pending.requests.append(
+            ChatRequest(
+                messages=messages,
+                sampling=config.sampling(part.mode),
+                n=len(samples),
+                model=config.teacher(part.mode),
+                reasoning=part.mode,
+                chat_template_kwargs=template_kwargs,
+                seed=request_seed(config, prompt.pair_id, part.mode, samples[0]),
+                metadata=prompt.metadata,
+            )
+        )
+    return pending
+
+
+def answered_record(
+    config: GenerateConfig, engine: Engine, prompt: Record, mode: str, sample: int, request: ChatRequest, c: Completion
+) -> Record:
+    """The stored record of one completion (or of one failed sample, with output "")."""
+    s = request.sampling
+    sampling = {
+        "engine": engine.name,
+        "engine_version": engine.version,
+        "teacher": config.teacher(mode) if config.engine != "procedural" else generator_name(config, mode, prompt),
+        "toggle": config.toggle(mode),
+        "n": s.n,
+        "temperature": s.temperature,
+        "top_p": 1.0 if s.temperature == 0 else s.top_p,
+        "max_tokens": s.max_tokens,
+        "seed": request.seed,
+        "finish_reason": c.finish_reason,
+        "prompt_tokens": c.prompt_tokens,
+        "completion_tokens": c.completion_tokens,
+        "reasoning_content": c.reasoning_content is not None,
+    }
+    base = Record(
+        input=prompt.input,
+        category=prompt.category,
+        reasoning=mode,  # type: ignore[arg-type]
+        expected_answer=prompt.expected_answer,
+        tests=prompt.tests,
+        generator=generator_name(config, mode, prompt),
+        license=prompt.license,
+        sample=sample,
+        sampling=sampling,
+        metadata=prompt.metadata,
+    )
+    if c.error is not None:
+        return base.with_verdict(Verdict(GENERATE_FILTER, "error", c.error))
+    normalised = normalise_answer(c.text, mode, c.reasoning_content, c.finish_reason)
+    verdicts = [Verdict(TOGGLE_FILTER, "fail", normalised.problem)] if normalised.problem else []
+    return base.with_output(normalised.output, verdicts=verdicts)
+
+
+def write_part(
+    config: GenerateConfig, out_dir: Path, engine: Engine, pending: PendingPart, results: list[list[Completion]]
+) -> tuple[int, int]:
+    """Write the part's kept records (old + new) and its failed samples, each atomically. Returns (kept, failed)."""
+    mode = pending.part.mode
+    new_kept, new_failed = [], []
+    for (prompt, samples), request, completions in zip(pending.missing, pending.requests, results, strict=True):
+        for sample, completion in zip(samples, completions, strict=True):
+            record = answered_record(config, engine, prompt, mode, sample, request, completion)
+            (new_failed if completion.error is not None else new_kept).append(record)
+    order = {p.pair_id: i for i, p in enumerate(pending.prompts)}
+    kept = sorted([*pending.existing, *new_kept], key=lambda r: (order[r.pair_id], r.sample))
+    if new_kept:
+        table = pa.Table.from_pylist([record_to_arrow_row(r) for r in kept], schema=RECORD_SCHEMA)
+        atomic_write_parquet(table, kept_dir(out_dir) / pending.part.name)
+    failed_path = failed_dir(out_dir) / pending.part.name
+    if new_failed:
+        table = pa.Table.from_pylist([record_to_arrow_row(r) for r in new_failed], schema=RECORD_SCHEMA)
+        atomic_write_parquet(table, failed_path)
+    elif failed_path.exists():
+        failed_path.unlink()
+    return len(new_kept), len(new_failed)
+
+
+# ------------------------------------------------------------------------------------------------ one rank
+
+
+def make_engine(config: GenerateConfig, teacher: str, rank: int = 0, pin_gpus: bool = False) -> Engine:
+    """A fresh engine for `teacher` on this rank."""
+    if config.engine == "procedural":
+        from thinktoggle.generators.engines.procedural_engine import ProceduralEngine
+
+        return ProceduralEngine()
+    if config.engine == "openai":
+        from thinktoggle.generators.engines.openai_server import OpenAIEngine
+
+        return OpenAIEngine(
+            config.base_url,
+            api_key=os.environ.get(config.api_key_env),
+            concurrency=config.concurrency,
+            timeout=config.timeout,
+            retries=config.retries,
+            backoff=config.backoff,
+        )
+    from thinktoggle.generators.engines.vllm_offline import VLLMEngine, pin_rank_gpus
+
+    if pin_gpus:
+        pin_rank_gpus(rank, config.tp, config.dp)
+    return VLLMEngine(
+        teacher,
+        tensor_parallel_size=config.tp,
+        dtype=config.dtype,
+        max_model_len=config.max_model_len or None,
+        gpu_memory_utilization=config.gpu_memory_utilization,
+        kv_cache_memory_bytes=config.kv_cache_memory_bytes or None,
+        enforce_eager=config.enforce_eager,
+        seed=config.seed or 0,
+    )
+
+
+def run_rank(
+    config: GenerateConfig,
+    out_dir: Path,
+    rank: int = 0,
+    world_size: int = 1,
+    engine: Engine | None = None,
+    pin_gpus: bool = False,
+) -> dict[str, int]:
+    """Generate every missing sample of this rank's shards; one engine per teacher, built only if needed."""
+    from thinktoggle.generators.progress import GenerationProgress
+
+    prompts = load_plan_prompts(out_dir)
+    shards = shard_prompts(prompts, config.shard_size)
+    mine = [k for k in range(len(shards)) if k % world_size == rank]
+    teachers: dict[str, list[str]] = {}
+    for mode in config.modes:
+        teachers.setdefault(config.teacher(mode), []).append(mode)
+    totals = Counter()
+    for teacher, modes in teachers.items():
+        work = [
+            [p for mode in modes if (p := pending_part(config, out_dir, Part(k, mode), shards[k])) is not None]
+            for k in mine
+        ]
+        work = [parts for parts in work if parts]
+        if not work:
+            continue
+        n_samples = sum(r.n for parts in work for p in parts for r in p.requests)
+        teacher_engine = engine or make_engine(config, teacher, rank, pin_gpus)
+        try:
+            with GenerationProgress(f"generate {teacher or config.engine} [{rank}]", n_samples, config.progress) as bar:
+                for parts in work:  # one shard: all its modes for this teacher in one engine batch
+                    requests = [r for p in parts for r in p.requests]
+                    results = teacher_engine.generate(requests, progress=bar.advance)
+                    at = 0
+                    for p in parts:
+                        kept, failed = write_part(
+                            config, out_dir, teacher_engine, p, results[at : at + len(p.requests)]
+                        )
+                        at += len(p.requests)
+                        totals["kept"] += kept
+                        totals["failed"] += failed
+                        totals["tokens"] += sum(
+                            c.completion_tokens for out in results[at - len(p.requests) : at] for c in out
+                        )
+        finally:
+            if engine is None:
+                teacher_engine.close()
+    return dict(totals)
+
+
+class _SharedEngine:
+    """Carries an engine built by the caller into datatrove's in-process run: deepcopy shares it, and
+    pickling (a multi-process executor) is refused with a clear message."""
+
+    def __init__(self, engine: Engine | None) -> None:
+        self.engine = engine
+
+    def __deepcopy__(self, memo: dict) -> _SharedEngine:
+        return self
+
+    def __reduce__(self):
+        if self.engine is not None:
+            raise TypeError("a caller-built engine runs in-process only: use one local task with one worker")
+        return (_SharedEngine, (None,))
+
+
+class GenerateStep(PipelineStep):
+    """The generate stage as a datatrove step: each rank generates its shards (it reads and yields no documents)."""
+
+    name = "🤖 generate"
+    type = "GENERATOR"
+
+    def __init__(self, config: GenerateConfig, out_dir: str | Path, engine: Engine | None = None, pin_gpus=False):
+        super().__init__()
+        self.config = config
+        self.out_dir = Path(out_dir)
+        self.shared = _SharedEngine(engine)
+        self.pin_gpus = pin_gpus
+
+    def run(self, data=None, rank: int = 0, world_size: int = 1):
+        totals = run_rank(self.config, self.out_dir, rank, world_size, self.shared.engine, self.pin_gpus)
+        for key, value in totals.items():
+            self.stat_update(key, value=value)
+        yield from ()
+
+
+# -------------------------------------------------------------------------------------------------- stage
+
+
+def collect_stats(config: GenerateConfig, out_dir: Path, rejected: int = 0) -> StageStats:
+    """Stats from what is on disk: in = expected samples + rejected inputs = kept + failed."""
+    stats = StageStats("generate")
+    stats.n_in += rejected
+    for _ in range(rejected):
+        stats.fail("bad_input")
+    prompts = load_plan_prompts(out_dir)
+    flagged: Counter = Counter()
+    kept_ok = 0
+    for k, shard in enumerate(shard_prompts(prompts, config.shard_size)):
+        for mode in config.modes:
+            part = Part(k, mode)
+            n = config.sampling(mode).n
+            expected = {(p.pair_id, s) for p in shard for s in range(n)}
+            stats.n_in += len(expected)
+            kept_path = kept_dir(out_dir) / part.name
+            present: set[tuple[str, int]] = set()
+            if kept_path.exists():
+                table = pq.read_table(kept_path, columns=["pair_id", "sample", "verdicts"]).to_pylist()
+                for row in table:
+                    key = (row["pair_id"], row["sample"])
+                    if key not in expected or key in present:
+                        continue
+                    present.add(key)
+                    toggle = [v["reason"] for v in row["verdicts"] or [] if v["filter"] == TOGGLE_FILTER]
+                    if toggle:
+                        flagged[toggle[0]] += 1
+                    else:
+                        kept_ok += 1
+            reasons = {}
+            failed_path = failed_dir(out_dir) / part.name
+            if failed_path.exists():
+                for row in pq.read_table(failed_path, columns=["pair_id", "sample", "verdicts"]).to_pylist():
+                    why = next((v["reason"] for v in row["verdicts"] or [] if v["filter"] == GENERATE_FILTER), "")
+                    reasons[(row["pair_id"], row["sample"])] = why.split(":")[0] or "failed"
+            for _ in range(len(present)):
+                stats.keep()
+            for key in expected - present:
+                stats.fail(reasons.get(key, "not_generated"))
+    stats.by_filter[TOGGLE_FILTER] = {
+        "kept": stats.kept,
+        "dropped": {},
+        "well_formed": kept_ok,
+        "flagged": dict(flagged),
+    }
+    return stats
+
+
+def run_generate(
+    config: GenerateConfig,
+    inputs: list[Path],
+    out_dir: Path,
+    executor: ExecutorConfig = ExecutorConfig(),
+    engine: Engine | None = None,
+) -> StageStats:
+    """Answer every prompt of `inputs` in each mode (n samples) into `out_dir`; rerun to resume.
+
+    `engine`: an engine built by the caller (e.g. `VLLMEngine.from_llm(llm)`), used for every teacher and run
+    in this process; otherwise each datatrove rank builds its own (`dp` ranks, or the executor's tasks).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    prompts, rejected = read_prompt_inputs([Path(p) for p in inputs])
+    make_plan(config, prompts, rejected, out_dir)
+    if engine is not None:
+        executor = replace(executor, type="local", tasks=1, workers=1)
+    elif config.dp > 1 and executor.tasks == 1:
+        executor = replace(executor, tasks=config.dp, workers=config.dp)
+    pin_gpus = executor.type == "local" and executor.tasks > 1 and config.engine == "vllm"
+    step = GenerateStep(config, out_dir, engine, pin_gpus)
+    started = time.monotonic()
+    make_executor(executor, [step], out_dir / "logs", job_name="generate", skip_completed=False).run()
+    stats = collect_stats(config, out_dir, rejected=len(rejected))
+    stats.write(out_dir / "stats.json")
+    _log_summary(stats, time.monotonic() - started)
+    return stats
+
+
+def _log_summary(stats: StageStats, seconds: float) -> None:
+    from rich.console import Console
+
+    Console(stderr=True).print(
+        f"generate: in={stats.n_in} kept={stats.kept} failed={stats.n_failed} "
+        f"({dict(stats.failed)}) mode-breaking={sum(stats.by_filter['toggle']['flagged'].values())} "
+        f"in {seconds:.1f}s"
+    )

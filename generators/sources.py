@@ -1,0 +1,204 @@
+"""Prompt sources: where the generator's prompts come from, as Records with output "".
+
+- `file`: jsonl / parquet files (or folders), a column mapping naming the question, expected answer, tests;
+  rows that already hold `input` messages (published rows, prompt records) reuse them.
+- `hf`: a Hugging Face dataset through `datasets.load_dataset` (any split and config), or a folder written by
+  `save_to_disk`, with the same column mapping.
+- `published`: Llama-Nemotron published rows (or internal records): their `input` is reused, output ignored.
+- `procedural`: a built-in task of `procedural.py` (`path` is the task name, `params` its parameters).
+
+Rows that cannot be used come back as errors naming file, line and field; they are never silently skipped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from thinktoggle.schemas.io import RowRead, is_saved_hf_dataset, iter_records, iter_rows
+from thinktoggle.schemas.record import CATEGORIES, Record
+
+SourceType = Literal["file", "hf", "published", "procedural"]
+DEFAULT_COLUMNS = {"question": "question", "expected_answer": "expected_answer", "tests": "tests"}
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """One prompt source (a recipe's `sources:` entry)."""
+
+    type: SourceType = "file"
+    path: str = ""  # file/folder, dataset id or local dataset folder, or the procedural task name
+    split: str = "train"  # hf split; procedural: train | heldout
+    config: str = ""  # hf config name
+    columns: dict[str, str] = field(default_factory=dict)  # question / expected_answer / tests / category -> column
+    category: str = "math"  # used when no category column is mapped
+    license: str = "cc-by-4.0"
+    limit: int = 0  # 0: every row
+    seed: int = 0  # procedural draws
+    params: dict[str, Any] = field(default_factory=dict)  # procedural task parameters
+
+    def __post_init__(self) -> None:
+        if self.type not in ("file", "hf", "published", "procedural"):
+            raise ValueError(f"source type must be file, hf, published or procedural, got {self.type!r}")
+        if not self.path:
+            raise ValueError(f"{self.type} source: `path` is required")
+        if self.category not in CATEGORIES:
+            raise ValueError(f"source category must be one of {CATEGORIES}, got {self.category!r}")
+
+
+SourceItem = tuple[RowRead, Record | None]  # (where, record) or (the error, None)
+
+
+def _parse_tests(value: Any) -> dict[str, Any] | None:
+    from jsonschema import Draft202012Validator
+
+    from thinktoggle.schemas.convert import clean_tests
+    from thinktoggle.schemas.published import TESTS_SCHEMA
+
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        value = json.loads(value)
+    value = clean_tests(value)
+    if value is None:
+        return None
+    errors = list(Draft202012Validator(TESTS_SCHEMA).iter_errors(value))
+    if errors:
+        raise ValueError("tests must be {entry_point, test} or {stdio: [{input, output}, ...]}")
+    return value
+
+
+def row_to_prompt(row: dict[str, Any], config: SourceConfig) -> Record:
+    """A prompt record from one row, by the column mapping. Raises KeyError/ValueError naming the field."""
+    columns = {**DEFAULT_COLUMNS, **config.columns}
+    category = row.get(columns["category"]) if "category" in columns else None
+    category = category or config.category
+    if category not in CATEGORIES:
+        raise ValueError(f"category: {category!r} is not one of {CATEGORIES}")
+    question_col = columns["question"]
+    if question_col in row:
+        question = row[question_col]
+        if not isinstance(question, str) or not question.strip():
+            raise ValueError(f"{question_col}: expected a non-empty string")
+        messages = [{"role": "user", "content": question}]
+    elif isinstance(row.get("input"), list):  # already chat messages
+        messages = [{"role": m["role"], "content": m["content"]} for m in row["input"] if m["role"] != "system"]
+        if not messages:
+            raise ValueError("input: no user turn")
+    else:
+        raise KeyError(question_col)
+    expected = row.get(columns["expected_answer"])
+    try:
+        tests = _parse_tests(row.get(columns["tests"]))
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{columns['tests']}: {exc}") from None
+    return Record(
+        input=messages,
+        category=category,
+        reasoning="on",
+        expected_answer=None if expected is None else str(expected),
+        tests=tests,
+        license=row.get("license") or config.license,
+    )
+
+
+def _rows_to_prompts(rows: Iterator[RowRead], config: SourceConfig) -> Iterator[SourceItem]:
+    for read in rows:
+        if read.error is not None:
+            yield read, None
+            continue
+        assert read.row is not None
+        try:
+            yield read, row_to_prompt(read.row, config)
+        except KeyError as exc:
+            yield RowRead(read.file, read.line, error="missing column", field=str(exc.args[0])), None
+        except ValueError as exc:
+            what, _, why = str(exc).partition(": ")
+            yield RowRead(read.file, read.line, error=why or what, field=what if why else "(row)"), None
+
+
+def _hf_rows(config: SourceConfig) -> Iterator[RowRead]:
+    """Rows of a Hub dataset (or a local dataset folder) through `datasets`."""
+    import datasets
+
+    path = Path(config.path)
+    if is_saved_hf_dataset(path) or (path / "dataset_dict.json").exists():
+        loaded = datasets.load_from_disk(str(path))
+        if isinstance(loaded, datasets.DatasetDict):
+            if config.split not in loaded:
+                raise ValueError(f"{path}: no split {config.split!r} (has {sorted(loaded)})")
+            loaded = loaded[config.split]
+    else:
+        loaded = datasets.load_dataset(config.path, name=config.config or None, split=config.split)
+    name = f"{config.path}[{config.split}]"
+    for i, row in enumerate(loaded, start=1):
+        yield RowRead(name, i, row=dict(row))
+
+
+def iter_source(config: SourceConfig) -> Iterator[SourceItem]:
+    """(where, prompt record) for every row of a source, or (error, None) for rows that cannot be used."""
+    if config.type == "procedural":
+        from thinktoggle.generators.procedural import procedural_records
+
+        if config.limit <= 0:
+            raise ValueError("procedural source: `limit` (how many prompts to draw) must be > 0")
+        records = procedural_records(config.path, config.limit, seed=config.seed, split=config.split, **config.params)
+        for i, record in enumerate(records, start=1):
+            yield RowRead(f"procedural/{config.path}", i), record
+        return
+    if config.type == "published":
+        items: Iterator[SourceItem] = (
+            (read, as_prompt(record) if record is not None else None) for read, record in iter_records([config.path])
+        )
+    elif config.type == "hf":
+        items = _rows_to_prompts(_hf_rows(config), config)
+    else:
+        items = _rows_to_prompts(iter_rows([config.path]), config)
+    taken = 0
+    for read, record in items:
+        if record is not None:
+            if config.limit and taken >= config.limit:
+                return
+            taken += 1
+        yield read, record
+
+
+def as_prompt(record: Record) -> Record:
+    """The prompt of an answered record: same input, category, answer key, tests, license and metadata."""
+    return Record(
+        input=record.input,
+        category=record.category,
+        reasoning="on",
+        expected_answer=record.expected_answer,
+        tests=record.tests,
+        license=record.license,
+        metadata=record.metadata,
+    )
+
+
+def load_prompts(configs: list[SourceConfig]) -> tuple[list[Record], list[RowRead]]:
+    """Every prompt of every source (first occurrence of each pair id wins), and the rows that failed."""
+    prompts: dict[str, Record] = {}
+    errors: list[RowRead] = []
+    for config in configs:
+        for read, record in iter_source(config):
+            if record is None:
+                errors.append(read)
+            else:
+                prompts.setdefault(record.pair_id, record)
+    return list(prompts.values()), errors
+
+
+def write_prompts(records: list[Record], path: str | Path) -> Path:
+    """Prompt records as internal-record parquet (what `thinktoggle generate --prompts` reads)."""
+    import pyarrow as pa
+
+    from thinktoggle.schemas.arrow import RECORD_SCHEMA
+    from thinktoggle.schemas.convert import record_to_arrow_row
+    from thinktoggle.schemas.io import atomic_write_parquet
+
+    table = pa.Table.from_pylist([record_to_arrow_row(r) for r in records], schema=RECORD_SCHEMA)
+    return atomic_write_parquet(table, path)
