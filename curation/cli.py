@@ -79,6 +79,7 @@ def ingest(
 # Stage commands that live beside their code: (command name, module, function).
 STAGE_COMMANDS: list[tuple[str, str, str]] = [
     ("generate", "thinktoggle.generators.cli", "generate"),
+    ("run", "thinktoggle.curation.run_cli", "run"),
 ]
 
 

@@ -6,6 +6,7 @@ decides where ranks run. Completion markers in `logging_dir` make reruns skip fi
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -31,6 +32,8 @@ class ExecutorConfig:
     venv_path: str = ""
     env_command: str = ""
     sbatch_args: dict[str, Any] = field(default_factory=dict)
+    # Ray
+    ray_address: str = ""  # "" : RAY_ADDRESS or a new local cluster; "auto": the running one
 
 
 def make_executor(
@@ -40,8 +43,12 @@ def make_executor(
     job_name: str = "thinktoggle",
     depends: Any = None,
     skip_completed: bool = True,
+    **slurm_options: Any,
 ):
-    """A datatrove executor for `pipeline`. Local runs now; Slurm submits sbatch arrays; Ray uses the cluster."""
+    """A datatrove executor for `pipeline`. Local runs now; Slurm submits sbatch arrays; Ray uses the cluster.
+
+    `slurm_options` go to SlurmPipelineExecutor as they are (e.g. `slurm_logs_folder`, `max_array_size`).
+    """
     logging_dir = str(logging_dir)
     if config.type == "local":
         from datatrove.executor import LocalPipelineExecutor
@@ -66,7 +73,7 @@ def make_executor(
             time=config.time,
             partition=config.partition,
             cpus_per_task=config.cpus_per_task,
-            mem_per_cpu_gb=int(config.mem_per_cpu_gb),
+            mem_per_cpu_gb=math.ceil(config.mem_per_cpu_gb),  # sbatch takes whole gigabytes
             gpus_per_task=config.gpus_per_task,
             nodes_per_task=config.nodes_per_task,
             qos=config.qos,
@@ -77,9 +84,14 @@ def make_executor(
             logging_dir=logging_dir,
             depends=depends,
             skip_completed=skip_completed,
+            **slurm_options,
         )
     if config.type == "ray":
+        import ray
         from datatrove.executor import RayPipelineExecutor
+
+        if not ray.is_initialized():  # join RAY_ADDRESS's cluster if set, else start a local one
+            ray.init(address=config.ray_address or None, ignore_reinit_error=True, log_to_driver=False)
 
         return RayPipelineExecutor(
             pipeline=pipeline,

@@ -1,0 +1,111 @@
+"""`thinktoggle run --dry-run`: what a run would do, without running, importing vLLM or touching the network.
+
+Prints one row per stage (status in the run folder, inputs, output, engines/models, executor, GPUs per
+task, jobs) and, for Slurm recipes, each stage's sbatch command and launch script exactly as they would
+be submitted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from thinktoggle.curation.recipe import Recipe
+from thinktoggle.curation.runner import RunLayout, StageStep, plan_steps, select_steps
+from thinktoggle.curation.stage_table import STAGES, StageSpec
+
+# Config fields that name what does the work: shown in the plan's "engines / models" column.
+ENGINE_FIELDS = ("engine", "model", "model_name", "base_model", "teacher", "backend", "kind")
+
+
+def engines(config: Any, limit: int = 4) -> list[str]:
+    """`path=value` for every engine/model-like field in a stage config (nested dataclasses and lists too)."""
+    found: list[str] = []
+
+    def walk(value: Any, path: str) -> None:
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            for f in dataclasses.fields(value):
+                child = getattr(value, f.name)
+                sub = f"{path}.{f.name}" if path else f.name
+                if f.name in ENGINE_FIELDS and isinstance(child, str | int | float) and child != "":
+                    found.append(f"{sub}={child}")
+                else:
+                    walk(child, sub)
+        elif isinstance(value, list | tuple):
+            for i, item in enumerate(value):
+                walk(item, f"{path}.{i}")
+
+    walk(config, "")
+    unique = list(dict.fromkeys(found))
+    return unique[:limit] + ([f"(+{len(unique) - limit} more)"] if len(unique) > limit else [])
+
+
+def _status(layout: RunLayout, recipe: Recipe, step: StageStep) -> str:
+    if layout.is_complete(recipe, step.name):
+        return "[green]done[/green] (skip)"
+    if layout.read_marker(step.name) is not None:
+        return "[yellow]changed[/yellow] (rerun)"
+    if step.out_dir.exists():
+        return "[yellow]partial[/yellow] (resume)" if step.spec.resumable else "[yellow]partial[/yellow] (redo)"
+    return "to run"
+
+
+def _jobs(executor: Any) -> str:
+    at_once = executor.tasks if executor.workers == -1 else min(executor.workers, executor.tasks)
+    if executor.type == "local":
+        return f"{executor.tasks} task(s), {at_once} at once"
+    if executor.type == "ray":
+        return f"{executor.tasks} Ray task(s), {at_once} at once, {executor.nodes_per_task} node(s) each"
+    return f"1 sbatch job: {executor.tasks} task(s), {at_once} at once on {executor.nodes_per_task} node(s)"
+
+
+def _short(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def print_plan(
+    recipe: Recipe,
+    from_stage: str | None = None,
+    only: str | None = None,
+    stages: dict[str, StageSpec] = STAGES,
+    console: Console | None = None,
+) -> list[StageStep]:
+    console = console or Console()
+    layout = RunLayout(Path(recipe.out_dir))
+    steps = plan_steps(recipe, stages)
+    selected = select_steps(steps, from_stage, only)
+    table = Table(title=f"{escape(recipe.name)}: {len(selected)} stage(s) -> {escape(recipe.out_dir)}")
+    for column in ("#", "stage", "status", "inputs", "output", "engines / models", "executor", "GPUs/task", "jobs"):
+        table.add_column(column, overflow="fold")
+    for index, step in enumerate(selected, 1):
+        executor = step.section.executor
+        inputs = ", ".join(_short(p) for p in step.inputs) or "(sources in config)"
+        table.add_row(
+            str(index),
+            f"{step.name}\n[dim]{escape(step.spec.summary)}[/dim]",
+            _status(layout, recipe, step),
+            escape(inputs),
+            escape(_short(step.spec.kept_dir(step.out_dir))),
+            escape("\n".join(engines(step.section.config)) or "-"),
+            executor.type + (f" ({executor.partition})" if executor.type == "slurm" else ""),
+            str(executor.gpus_per_task),
+            _jobs(executor),
+        )
+    console.print(table)
+    if any(s.section.executor.type == "slurm" for s in selected):
+        from thinktoggle.curation.slurm import sbatch_plan
+
+        console.print("\n[bold]sbatch plan[/bold] (one job per stage, each after the previous one succeeded):")
+        for name, command, script in sbatch_plan(recipe, selected, layout, stages):
+            console.print(f"\n[bold]# {name}[/bold]: {escape(command)}")
+            console.print(escape(script.strip()), highlight=False, soft_wrap=True)
+    console.print(f"\nresolved recipe -> {escape(str(layout.resolved))} (fingerprint {recipe.fingerprint()})")
+    return selected

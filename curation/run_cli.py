@@ -1,0 +1,58 @@
+"""`thinktoggle run RECIPE`: run, resume or plan a recipe (registered in curation/cli.py STAGE_COMMANDS)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+err = Console(stderr=True)
+
+
+def run(
+    recipe: Path = typer.Argument(..., help="a YAML recipe (see recipes/demo-curation.yaml)"),
+    overrides: list[str] = typer.Option(
+        [], "--set", help="override a setting: --set filter.max_tokens=2048 (value parsed as YAML)"
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print the plan (and sbatch scripts), run nothing"),
+    from_stage: str | None = typer.Option(None, "--from", help="rerun this stage and the ones after it"),
+    only: str | None = typer.Option(None, "--only", help="rerun this stage alone"),
+    force: bool = typer.Option(False, "--force", help="accept a changed recipe: rerun the stages it changes"),
+):
+    """Run a recipe's stages in order; a rerun skips completed stages and resumes a partial one."""
+    from thinktoggle.curation.recipe import RecipeError, load_recipe
+    from thinktoggle.curation.runner import RunError, run_recipe
+    from thinktoggle.curation.stage_table import StageUnavailable
+    from thinktoggle.schemas.io import InputError
+
+    if from_stage and only:
+        raise typer.BadParameter("use --from or --only, not both", param_hint="--only")
+    try:
+        loaded = load_recipe(recipe, overrides)
+        if dry_run:
+            from thinktoggle.curation.plan import print_plan
+
+            print_plan(loaded, from_stage=from_stage, only=only)
+            return
+        result = run_recipe(loaded, from_stage=from_stage, only=only, force=force, report=_report)
+    except RecipeError as exc:
+        err.print(f"[red]error:[/red] invalid recipe ({len(exc.problems)} problem(s)):")
+        for problem in exc.problems:
+            err.print(f"  {escape(problem)}", highlight=False)
+        raise typer.Exit(2) from None
+    except (RunError, StageUnavailable, InputError, FileNotFoundError) as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(2) from None
+    if result.submitted:
+        print(f"submitted {len(result.submitted)} Slurm job(s): {' '.join(result.submitted)}")
+        print(f"rerun `thinktoggle run {recipe}` after they finish to see the funnel in {result.root / 'stats.json'}")
+    else:
+        print(
+            f"run complete: {result.root} (ran {len(result.ran)}, skipped {len(result.skipped)}); funnel in stats.json"
+        )
+
+
+def _report(line: str) -> None:
+    print(line, flush=True)
