@@ -296,7 +296,7 @@ def run_dedup(
     if config.minhash.enabled and executor.type == "slurm":
         raise ValueError("dedup: MinHash results are read back in-process; use a local or ray executor")
     inputs = discover_files(inputs)
-    work, logs = out_dir / "work", out_dir / "logs"
+    work, logs = out_dir / ".work", out_dir / "logs"  # both skipped by readers of out_dir
     for stale in (work, logs):  # an unfinished run starts over: its partial outputs cannot be trusted
         shutil.rmtree(stale, ignore_errors=True)
     clear_partial(out_dir)

@@ -1,6 +1,7 @@
 """What a curation stage writes into its folder, so that nothing is lost.
 
-    out_dir/kept/*.parquet      kept records (RECORD_SCHEMA): the next stage's input
+    out_dir/*.parquet           kept records (RECORD_SCHEMA): the next stage's input (readers walking the
+                                folder skip the side folders below and .json files, see schemas/io.py)
     out_dir/dropped/*.parquet   dropped records (RECORD_SCHEMA), each with a failing Verdict naming the reason
     out_dir/failed/*.jsonl      rows that could not be read: {"where": "file:line", "field": ..., "error": ...}
     out_dir/stats.json          StageStats: in == kept + dropped + failed (checked on write)
@@ -11,7 +12,6 @@ A stage whose stats.json exists is complete; a rerun returns its stats without r
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -25,13 +25,13 @@ from thinktoggle.schemas.io import RowRead, ShardWriter, atomic_write_text, disc
 from thinktoggle.schemas.record import Record, Verdict
 from thinktoggle.schemas.stats import StageStats
 
-KEPT, DROPPED, FAILED, STATS = "kept", "dropped", "failed", "stats.json"
+DROPPED, FAILED, STATS = "dropped", "failed", "stats.json"
 UNREADABLE = "unreadable_row"
 
 
 def kept_dir(out_dir: str | Path) -> Path:
     """Where a stage's kept records are: pass this folder to the next stage."""
-    return Path(out_dir) / KEPT
+    return Path(out_dir)
 
 
 def completed_stats(out_dir: str | Path) -> StageStats | None:
@@ -40,15 +40,14 @@ def completed_stats(out_dir: str | Path) -> StageStats | None:
     return StageStats.read(path) if path.exists() else None
 
 
-def clear_partial(out_dir: str | Path, prefix: str | None = None) -> None:
-    """Remove what an unfinished run left (all of kept/dropped/failed, or only files named `prefix*`)."""
-    for name in (KEPT, DROPPED, FAILED):
-        folder = Path(out_dir) / name
-        if prefix is None:
-            shutil.rmtree(folder, ignore_errors=True)
-        elif folder.exists():
+def clear_partial(out_dir: str | Path, prefix: str = "part") -> None:
+    """Remove the kept/dropped/failed files (named `prefix*`) that an unfinished run left."""
+    out_dir = Path(out_dir)
+    for folder in (out_dir, out_dir / DROPPED, out_dir / FAILED):
+        if folder.exists():
             for path in folder.glob(f"{prefix}*"):
-                path.unlink()
+                if path.is_file():
+                    path.unlink()
 
 
 def dropped_record(record: Record, stage: str, reason: str, detail: str, **metadata: Any) -> Record:
@@ -68,7 +67,7 @@ class StageOutputs:
         self.stage = stage
         self.prefix = prefix
         self.stats = StageStats(stage)
-        self._kept = ShardWriter(self.out_dir / KEPT, RECORD_SCHEMA, prefix=prefix, rows_per_shard=rows_per_shard)
+        self._kept = ShardWriter(self.out_dir, RECORD_SCHEMA, prefix=prefix, rows_per_shard=rows_per_shard)
         self._dropped = ShardWriter(self.out_dir / DROPPED, RECORD_SCHEMA, prefix=prefix, rows_per_shard=rows_per_shard)
         self._failed: list[str] = []
 
