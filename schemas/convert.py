@@ -106,7 +106,18 @@ def record_to_document(record: Record) -> Document:
 
 
 def document_to_record(doc: Document) -> Record:
+    """The record of a Document made by `record_to_document`; keys other steps added to metadata are ignored.
+
+    (To read record parquet back, use `schemas.io.iter_records`: datatrove's ParquetReader skips documents
+    with an empty text and merges a `metadata` column into the Document's own metadata.)
+    """
     data = {k: v for k, v in doc.metadata.items() if k in Record.__dataclass_fields__}
     data["output"] = doc.text
     data["id"] = doc.id
     return Record.from_dict(data)
+
+
+def record_writer_adapter(_writer: Any, doc: Document) -> dict[str, Any]:
+    """An `adapter` for datatrove's writers: `ParquetWriter(folder, adapter=record_writer_adapter,
+    schema=RECORD_SCHEMA)` writes Documents as internal-record parquet that `iter_records` reads back."""
+    return record_to_arrow_row(document_to_record(doc))
