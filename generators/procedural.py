@@ -236,6 +236,79 @@ def arithmetic_records(count: int, seed: int = 0, split: Split = "train", **para
 register_task(ProceduralTask("arithmetic", "math", arithmetic_records, solve_arithmetic))
 
 
+# ------------------------------------------------------------------------------------- mod_chain (the demo's)
+# A fill-in-the-blanks chain of single digits worked left to right modulo 10: `6+6=_*4=_-7=_-4=_`. The on
+# trace is the chain with its blanks filled (`6+6=2*4=8-7=1-4=7`), so every step's operator and operand sit at
+# a fixed distance back in the prompt and each result depends only on the three tokens before it: a tiny model
+# learns the on mode in about a thousand steps. The off mode must compute the whole chain in one token, which
+# it cannot: the accuracy gap between the modes is what the demo's toggle validation shows.
+
+
+@dataclass(frozen=True)
+class ModChainSpec:
+    """The shape of mod-chain problems. Every field changes which problems are drawn."""
+
+    steps: int = 4
+    modulus: int = 10
+    ops: tuple[str, ...] = ("+", "-", "*")
+    heldout_fraction: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if not 2 <= self.modulus <= 10:
+            raise ValueError(f"modulus must be in [2, 10] (single-digit operands), got {self.modulus}")
+        bad = [op for op in self.ops if op not in _OP_WORDS]
+        if bad or not self.ops:
+            raise ValueError(f"ops must be a non-empty subset of {sorted(_OP_WORDS)}, got {list(self.ops)}")
+
+
+def mod_chain_prompt(problem: dict[str, Any]) -> str:
+    chain = str(problem["start"]) + "".join(f"{op}{operand}=_" for op, operand in problem["steps"])
+    return (
+        f"Fill in the blanks, left to right, modulo {problem['modulus']}: {chain} Put the final answer in \\boxed{{}}."
+    )
+
+
+def solve_mod_chain(problem: dict[str, Any]) -> tuple[str, str]:
+    values = arithmetic_values(problem)
+    trace = str(problem["start"]) + "".join(
+        f"{op}{operand}={value}" for (op, operand), value in zip(problem["steps"], values[1:], strict=True)
+    )
+    return trace, f"\\boxed{{{values[-1]}}}"
+
+
+def mod_chain_problems(
+    count: int, seed: int = 0, split: Split = "train", spec: ModChainSpec = ModChainSpec()
+) -> list[dict[str, Any]]:
+    """`count` distinct problems: {"start", "steps": [[op, operand], ...], "modulus"}, digits 0-(modulus-1)."""
+
+    def draw(rng: random.Random) -> dict[str, Any]:
+        return {
+            "start": rng.randrange(spec.modulus),
+            "steps": [[rng.choice(spec.ops), rng.randrange(spec.modulus)] for _ in range(spec.steps)],
+            "modulus": spec.modulus,
+        }
+
+    return _draw_distinct(count, seed, split, spec.heldout_fraction, draw, "mod_chain")
+
+
+def mod_chain_records(count: int, seed: int = 0, split: Split = "train", **params: Any) -> list[Record]:
+    """Prompt records for `mod_chain`; `params` are `ModChainSpec` fields (lists accepted for `ops`)."""
+    if "ops" in params:
+        params["ops"] = tuple(params["ops"])
+    spec = ModChainSpec(**params)
+    return [
+        _prompt_record(
+            "mod_chain", "math", mod_chain_prompt(p), p, split, seed, expected_answer=str(arithmetic_values(p)[-1])
+        )
+        for p in mod_chain_problems(count, seed, split, spec)
+    ]
+
+
+register_task(ProceduralTask("mod_chain", "math", mod_chain_records, solve_mod_chain))
+
+
 # ------------------------------------------------------------------------------------------------------- code
 
 # Each template: (name, test form, params drawn from rng). The reference solution is plain Python that the
@@ -350,6 +423,7 @@ def procedural_answer(record: Record, reasoning: str) -> tuple[str | None, str]:
 __all__ = [
     "TASKS",
     "ArithmeticSpec",
+    "ModChainSpec",
     "ProceduralTask",
     "apply_op",
     "arithmetic_problems",
@@ -360,11 +434,15 @@ __all__ = [
     "code_problems",
     "code_records",
     "get_task",
+    "mod_chain_problems",
+    "mod_chain_prompt",
+    "mod_chain_records",
     "procedural_answer",
     "procedural_problem",
     "procedural_records",
     "register_task",
     "solve_arithmetic",
     "solve_code",
+    "solve_mod_chain",
     "split_of",
 ]
