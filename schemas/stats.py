@@ -59,8 +59,12 @@ class StageStats:
         for name, counts in other.by_filter.items():
             mine = self.by_filter.setdefault(name, {"kept": 0, "dropped": {}})
             mine["kept"] += counts.get("kept", 0)
-            for reason, n in counts.get("dropped", {}).items():
-                mine["dropped"][reason] = mine["dropped"].get(reason, 0) + n
+            for outcome in ("dropped", "failed"):  # "failed" is optional: a filter that could not run on rows
+                if outcome not in counts:
+                    continue
+                into = mine.setdefault(outcome, {})
+                for reason, n in counts[outcome].items():
+                    into[reason] = into.get(reason, 0) + n
         return self
 
     def to_dict(self) -> dict[str, Any]:

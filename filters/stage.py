@@ -1,0 +1,371 @@
+"""The filter stage: records in, verdicts on, kept / dropped / failed out — every record accounted for.
+
+    reader (this rank's prompts) -> format -> length -> repetition -> math -> code -> writer
+
+    out_dir/kept/*.parquet     kept rows: the published layout + id, pair_id, verdicts
+    out_dir/dropped/*.parquet  dropped rows + filter, reason, detail, source (file:line)
+    out_dir/failed/*.parquet   rows a filter could not judge, and unreadable input rows (source, detail)
+    out_dir/records/*.parquet  (write_records) kept rows as internal records (RECORD_SCHEMA), provenance kept
+    out_dir/stats.json         {"in", "kept", "dropped", "failed", "by_filter": {name: {"kept", "dropped",
+                               "failed"}}, ...}: in == kept + dropped + failed, checked on write
+    out_dir/stats/, progress/, logs/   per-rank stats, progress counters, datatrove logs and completion markers
+
+Filters run cheapest first, and a record leaves at the first filter that rejects it. Each filter is a datatrove
+step, so the stage runs unchanged on the Local, Slurm and Ray executors; a rerun into the same folder skips
+the ranks that completed (datatrove's completion markers) and merges every rank's stats again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from datatrove.data import Document, DocumentsPipeline
+from datatrove.utils.batching import batched
+
+from thinktoggle.curation.executors import ExecutorConfig, make_executor
+from thinktoggle.filters.format import FormatConfig, format_verdict
+from thinktoggle.filters.length import LengthConfig, length_verdict, make_token_counter
+from thinktoggle.filters.majority import MajorityConfig, majority_vote
+from thinktoggle.filters.repetition import RepetitionConfig, repetition_verdict
+from thinktoggle.filters.steps import (
+    FilterStageWriter,
+    KeepPolicy,
+    RecordFilter,
+    RecordReader,
+    is_rejected,
+)
+from thinktoggle.schemas.convert import document_to_record
+from thinktoggle.schemas.io import discover_files
+from thinktoggle.schemas.record import Record, Verdict
+from thinktoggle.schemas.stats import StageStats
+
+FILTER_ORDER = ("format", "length", "repetition", "math", "code")
+
+
+@dataclass(frozen=True)
+class MathConfig:
+    categories: tuple[str, ...] = ("math",)
+    row_timeout_s: float = 10.0  # wall-clock per row; the worker is killed and replaced past it
+    processes: int = 1  # verifier processes per rank (ranks themselves are the executor's tasks)
+    memory_mb: int = 4096  # address-space limit of a verifier process
+    batch_size: int = 64  # rows handed to the verifier processes at once
+    majority: bool = True  # rows without gold: majority vote over the samples of their prompt and mode
+    min_agreement: float = 0.5
+    min_samples: int = 2
+
+    def __post_init__(self) -> None:
+        if self.row_timeout_s <= 0 or self.processes < 1 or self.batch_size < 1:
+            raise ValueError("math: row_timeout_s > 0, processes >= 1 and batch_size >= 1 are required")
+        MajorityConfig(self.min_agreement, self.min_samples)  # validates
+
+
+@dataclass(frozen=True)
+class CodeConfig:
+    """The code filter (thinktoggle.filters.code): sandbox limits per program and how many sandboxes."""
+
+    categories: tuple[str, ...] = ("code",)
+    wall_s: float = 10.0
+    cpu_s: int = 5
+    memory_mb: int = 1024
+    workers: int = 1  # concurrent sandboxes per rank
+    allow_unsafe: bool = False  # run code WITHOUT isolation when bubblewrap is missing (never on real data)
+
+
+@dataclass(frozen=True)
+class FilterConfig:
+    """The `filter:` section of a recipe."""
+
+    only: tuple[str, ...] = FILTER_ORDER  # which filters run (always in FILTER_ORDER)
+    keep: tuple[str, ...] = ("pass",)  # verdicts that keep a row: see steps.KeepPolicy
+    format: FormatConfig = field(default_factory=FormatConfig)
+    length: LengthConfig = field(default_factory=LengthConfig)
+    repetition: RepetitionConfig = field(default_factory=RepetitionConfig)
+    math: MathConfig = field(default_factory=MathConfig)
+    code: CodeConfig = field(default_factory=CodeConfig)
+    write_records: bool = False  # also write kept rows as internal records under records/
+
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.only if name not in FILTER_ORDER]
+        if unknown:
+            raise ValueError(f"only: unknown filter(s) {unknown}; known: {list(FILTER_ORDER)}")
+        if not self.only:
+            raise ValueError("only: at least one filter")
+        KeepPolicy(tuple(self.keep))  # validates
+
+    @property
+    def filters(self) -> list[str]:
+        return [name for name in FILTER_ORDER if name in self.only]
+
+
+# -- the filters as datatrove steps ------------------------------------------------------------------------
+class FormatFilter(RecordFilter):
+    filter_name = "format"
+
+    def __init__(self, config: FormatConfig, keep: KeepPolicy) -> None:
+        super().__init__(keep)
+        self.config = config
+
+    def judge(self, record: Record) -> Verdict:
+        return format_verdict(record, self.config)
+
+
+class LengthFilter(RecordFilter):
+    filter_name = "length"
+
+    def __init__(self, config: LengthConfig, keep: KeepPolicy) -> None:
+        super().__init__(keep)
+        self.config = config
+        self._count = None  # built in the rank (a tokenizer is not shipped to workers)
+
+    def judge(self, record: Record) -> Verdict:
+        if self._count is None:
+            self._count = make_token_counter(self.config)
+        return length_verdict(record, self._count, self.config)
+
+
+class RepetitionFilter(RecordFilter):
+    filter_name = "repetition"
+
+    def __init__(self, config: RepetitionConfig, keep: KeepPolicy) -> None:
+        super().__init__(keep)
+        self.config = config
+
+    def judge(self, record: Record) -> Verdict:
+        return repetition_verdict(record, self.config)
+
+
+class MathFilter(RecordFilter):
+    """Math rows: compared with their gold answer in a verifier pool; without gold, majority vote.
+
+    Rows without gold wait until the rank's input ends (the samples of a prompt may be anywhere in it; the
+    reader sends all of them to this rank), then vote group by group.
+    """
+
+    filter_name = "math"
+
+    def __init__(self, config: MathConfig, keep: KeepPolicy) -> None:
+        super().__init__(keep, batch_size=config.batch_size)
+        self.config = config
+
+    def applies(self, record: Record) -> bool:
+        return record.category in self.config.categories
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        from thinktoggle.filters.math_pool import MathVerifierPool
+
+        pool = MathVerifierPool(self.config.processes, self.config.row_timeout_s, self.config.memory_mb)
+        voters: list[tuple[Document, Record]] = []
+        try:
+            for batch in batched(data, self.batch_size):
+                graded: list[tuple[Document, Record]] = []
+                waiting: set[int] = set()
+                for doc in batch:
+                    if is_rejected(doc):
+                        continue
+                    record = document_to_record(doc)
+                    if not self.applies(record):
+                        self.apply(doc, None)
+                    elif self.config.majority and not (record.expected_answer or "").strip():
+                        voters.append((doc, record))
+                        waiting.add(id(doc))
+                    else:
+                        graded.append((doc, record))
+                if graded:
+                    with self.track_time("batch"):
+                        outcomes = pool.verify_many([(r.output, r.expected_answer) for _, r in graded])
+                    for (doc, _), outcome in zip(graded, outcomes, strict=True):
+                        doc.metadata["metadata"] = {**doc.metadata.get("metadata", {}), "math_answer": outcome.answer}
+                        self.apply(doc, outcome.to_verdict())
+                yield from (doc for doc in batch if id(doc) not in waiting)
+            yield from self._vote(pool, voters)
+        finally:
+            pool.close()
+
+    def _vote(self, pool, voters: list[tuple[Document, Record]]) -> DocumentsPipeline:
+        groups: dict[tuple[str, str], list[tuple[Document, Record]]] = defaultdict(list)
+        for doc, record in voters:
+            groups[(record.pair_id, record.reasoning)].append((doc, record))
+        majority = MajorityConfig(self.config.min_agreement, self.config.min_samples)
+        group_list = list(groups.values())
+        for chunk in batched(group_list, self.batch_size):
+            results = pool.cluster_many([[r.output for _, r in group] for group in chunk])
+            for group, result in zip(chunk, results, strict=True):
+                if result.error:
+                    verdicts = [Verdict(self.filter_name, "error", result.error)] * len(group)
+                    chosen, agreement = None, 0.0
+                else:
+                    decision = majority_vote(result.answers, result.clusters, majority, result.timed_out)
+                    verdicts, chosen, agreement = decision.verdicts, decision.answer, decision.agreement
+                for i, ((doc, _), verdict) in enumerate(zip(group, verdicts, strict=True)):
+                    extra = {"math_answer": result.answers[i], "majority_answer": chosen, "agreement": agreement}
+                    doc.metadata["metadata"] = {**doc.metadata.get("metadata", {}), **extra}
+                    self.apply(doc, verdict)
+                    yield doc
+
+
+class CodeFilter(RecordFilter):
+    """Code rows: `thinktoggle.filters.code.verify_code` runs the final answer's program against the tests."""
+
+    filter_name = "code"
+
+    def __init__(self, config: CodeConfig, keep: KeepPolicy) -> None:
+        super().__init__(keep)
+        self.config = config
+        self._verify = None
+        self._kwargs: dict[str, Any] = {}
+
+    def _setup(self) -> None:
+        from thinktoggle.filters import code
+        from thinktoggle.filters.sandbox import SandboxLimits
+
+        limits = SandboxLimits(wall_s=self.config.wall_s, cpu_s=self.config.cpu_s, memory_mb=self.config.memory_mb)
+        accepted = inspect.signature(code.verify_code).parameters
+        self._kwargs = {"limits": limits}
+        if "sandbox" in accepted:  # one warm sandbox pool per rank, when verify_code can share one
+            from thinktoggle.filters.sandbox import Sandbox
+
+            self._sandbox = Sandbox(limits=limits, workers=self.config.workers, allow_unsafe=self.config.allow_unsafe)
+            self._kwargs["sandbox"] = self._sandbox
+        elif "allow_unsafe" in accepted:
+            self._kwargs["allow_unsafe"] = self.config.allow_unsafe
+        self._verify = code.verify_code
+
+    def judge(self, record: Record) -> Verdict | None:
+        if record.category not in self.config.categories:
+            return None
+        if self._verify is None:
+            self._setup()
+        return self._verify(record, **self._kwargs)
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        try:
+            yield from super().run(data, rank, world_size)
+        finally:
+            sandbox = getattr(self, "_sandbox", None)
+            if sandbox is not None:
+                sandbox.close()
+
+
+def build_filters(config: FilterConfig) -> list[RecordFilter]:
+    keep = KeepPolicy(tuple(config.keep))
+    makers = {
+        "format": lambda: FormatFilter(config.format, keep),
+        "length": lambda: LengthFilter(config.length, keep),
+        "repetition": lambda: RepetitionFilter(config.repetition, keep),
+        "math": lambda: MathFilter(config.math, keep),
+        "code": lambda: CodeFilter(config.code, keep),
+    }
+    return [makers[name]() for name in config.filters]
+
+
+def build_pipeline(config: FilterConfig, inputs: list[Path], out_dir: Path) -> list:
+    return [
+        RecordReader([str(p) for p in inputs]),
+        *build_filters(config),
+        FilterStageWriter(str(out_dir), config.filters, write_records=config.write_records),
+    ]
+
+
+# -- running -------------------------------------------------------------------------------------------------
+def _check_code_filter(config: FilterConfig) -> None:
+    """Fail before any work when the code filter cannot run here (module missing, no sandbox)."""
+    if "code" not in config.filters:
+        return
+    try:
+        from thinktoggle.filters import code  # noqa: F401
+        from thinktoggle.filters.sandbox import SandboxUnavailable, check_bwrap
+    except ImportError as exc:
+        raise RuntimeError(f"the code filter is not available: {exc}; run with --only excluding code") from None
+    if not config.code.allow_unsafe:
+        try:
+            check_bwrap()
+        except SandboxUnavailable as exc:
+            raise RuntimeError(f"the code filter refuses to run code without a sandbox: {exc}") from None
+
+
+def _run_signature(config: FilterConfig, inputs: list[Path], executor: ExecutorConfig) -> dict[str, Any]:
+    return {
+        "config": dataclasses.asdict(config),
+        "inputs": [str(Path(p).resolve()) for p in inputs],
+        "tasks": executor.tasks,
+    }
+
+
+def _guard_rerun(out_dir: Path, signature: dict[str, Any]) -> None:
+    """Completed ranks are only reusable by the same run: same config, inputs and number of tasks."""
+    path = out_dir / "filter_run.json"
+    text = json.dumps(signature, indent=2, sort_keys=True, default=list) + "\n"
+    if path.exists() and path.read_text() != text:
+        raise ValueError(
+            f"{out_dir} holds a filter run with another config, inputs or task count ({path}); "
+            "use a new --out folder or delete this one"
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def merge_rank_stats(out_dir: Path, tasks: int) -> StageStats:
+    """Every rank's stats merged (raises naming the missing ranks), written to out_dir/stats.json."""
+    missing = [r for r in range(tasks) if not (out_dir / "stats" / f"rank{r:05d}.json").exists()]
+    if missing:
+        raise RuntimeError(f"filter: ranks {missing} did not finish; see {out_dir / 'logs'} and rerun")
+    merged = StageStats(stage="filter")
+    for rank in range(tasks):
+        merged.merge(StageStats.read(out_dir / "stats" / f"rank{rank:05d}.json"))
+    merged.write(out_dir / "stats.json")
+    return merged
+
+
+def run_filter(
+    config: FilterConfig, inputs: list[Path], out_dir: Path, executor: ExecutorConfig = ExecutorConfig()
+) -> StageStats:
+    """Run the filter stage (the Stage API): read `inputs`, write `out_dir`, return the merged stats."""
+    out_dir = Path(out_dir)
+    inputs = [Path(p) for p in inputs]
+    discover_files(inputs)  # raises InputError naming a missing or unknown path before any work
+    _check_code_filter(config)
+    _guard_rerun(out_dir, _run_signature(config, inputs, executor))
+    pipeline = build_pipeline(config, inputs, out_dir)
+    make_executor(executor, pipeline, out_dir / "logs", job_name="thinktoggle-filter").run()
+    if executor.type == "slurm":  # sbatch returned at submission: wait for every rank's stats
+        while any(not (out_dir / "stats" / f"rank{r:05d}.json").exists() for r in range(executor.tasks)):
+            time.sleep(30)
+    return merge_rank_stats(out_dir, executor.tasks)
+
+
+def count_input_rows(inputs: list[Path]) -> int | None:
+    """How many rows the inputs hold (for a progress bar); None when it cannot be told cheaply."""
+    import gzip
+
+    import pyarrow.parquet as pq
+
+    total = 0
+    for path in discover_files(inputs):
+        name = path.name.lower()
+        if name.endswith(".parquet"):
+            total += pq.ParquetFile(path).metadata.num_rows
+        elif name.endswith((".jsonl", ".json", ".ndjson", ".jsonl.gz", ".json.gz")):
+            opener = gzip.open if name.endswith(".gz") else open
+            with opener(path, "rb") as handle:
+                total += sum(1 for line in handle if line.strip())
+        else:
+            return None
+    return total
+
+
+def progress_done(out_dir: Path) -> int:
+    """Rows the ranks have written so far (their progress files)."""
+    done = 0
+    for path in (Path(out_dir) / "progress").glob("rank*.json"):
+        try:
+            done += json.loads(path.read_text())["done"]
+        except (OSError, ValueError, KeyError):
+            continue
+    return done
