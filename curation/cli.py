@@ -80,6 +80,7 @@ def ingest(
 STAGE_COMMANDS: list[tuple[str, str, str]] = [
     ("generate", "thinktoggle.generators.cli", "generate"),
     ("run", "thinktoggle.curation.run_cli", "run"),
+    ("filter", "thinktoggle.filters.cli", "filter_command"),
 ]
 
 
