@@ -509,6 +509,9 @@ def run_generate(
     out_dir.mkdir(parents=True, exist_ok=True)
     prompts, rejected = read_prompt_inputs([Path(p) for p in inputs])
     make_plan(config, prompts, rejected, out_dir)
+    for folder in (kept_dir(out_dir), failed_dir(out_dir)):  # temp files of writes killed mid-way
+        for stale in folder.glob(".*.tmp-*") if folder.exists() else ():
+            stale.unlink(missing_ok=True)
     if engine is not None:
         executor = replace(executor, type="local", tasks=1, workers=1)
     elif config.dp > 1 and executor.tasks == 1:

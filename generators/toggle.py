@@ -61,6 +61,9 @@ def normalise_answer(
     if reasoning_content:
         raw = f"<think>\n{reasoning_content.strip()}\n</think>\n\n{raw.strip()}"
     parts = split_output(raw)
+    if parts.opens == 0 and parts.closes == 1 and parts.reasoning:
+        # `reasoning</think>answer`: the chat template prefilled `<think>`; put it back
+        parts = split_output(compose_output(parts.reasoning, parts.answer))
     if reasoning == "off" and parts.opens <= 1 and parts.closes == 1 and parts.reasoning == "":
         parts = split_output(parts.answer)  # an empty think block is how Qwen3 says "not thinking"
     problem = parts.problem(reasoning)

@@ -129,7 +129,12 @@ def _completion(response) -> Completion:
     message = choice.message
     # vLLM's reasoning parsers fill `reasoning_content` (newer servers: `reasoning`); both ride as extras.
     extra = getattr(message, "model_extra", None) or {}
-    reasoning = extra.get("reasoning_content") or extra.get("reasoning") or getattr(message, "reasoning_content", None)
+    reasoning = (
+        getattr(message, "reasoning_content", None)
+        or getattr(message, "reasoning", None)
+        or extra.get("reasoning_content")
+        or extra.get("reasoning")
+    )
     usage = response.usage
     return Completion(
         text=message.content or "",
