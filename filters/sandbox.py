@@ -1,0 +1,556 @@
+"""Run untrusted Python (model-written programs) under bubblewrap, bounded in time, memory, processes and output.
+
+Every program runs inside a bubblewrap sandbox (`bwrap`): new user, pid, net, ipc and uts namespaces; uid/gid
+65534 with every capability dropped and no nested user namespaces; read-only binds of the system and of the
+Python install only (nothing else of the host: no /etc, /root, /work or /home, no venv); a private, size-capped
+tmpfs for /tmp (the working directory) and /dev/shm; an empty environment (PATH, HOME, LANG only: no HF_TOKEN);
+`--die-with-parent` and `--new-session`. Inside, each program runs in a child forked from a small zygote
+(`sandbox_zygote.py`) with rlimits on CPU time, address space, file size, open files and processes, a
+wall-clock timeout, and stdout/stderr read with a byte cap.
+
+Process count: RLIMIT_NPROC does not bind here, because we run as root and the sandbox's uid maps to the
+outside root (the kernel exempts it). The binding limit is a pids cgroup per sandbox (`pids.max`) wherever a
+pids cgroup is writable (cgroup v1 `pids` or a v2 tree delegating `pids`); elsewhere a fork bomb is bounded
+only by the wall-clock timeout and the machine's own limits, and `Sandbox.pids_limited` says so.
+
+Killing: after each program the zygote, alone in its pid namespace, kills every other process in it
+(`kill(-1, SIGKILL)`, which reaches setsid daemons that a process-group kill misses) and waits until only it
+and the namespace's init remain. On a timeout of the zygote itself, or anything odd, the host SIGKILLs bwrap
+and the namespace's init (its pid from `--info-fd`): when a pid namespace's init dies the kernel kills every
+process in it. Every member of the sandbox's cgroup is killed as well. The host never waits on pipe EOF
+without a deadline.
+
+Two modes:
+- `warm=True` (default): a bounded pool of long-lived sandboxes, one program at a time in each; a sandbox is
+  recycled after `max_programs` programs or on any anomaly (a process that survived, a file that could not
+  be wiped, a SysV IPC object or message queue left behind, a zygote that died or answered late).
+- `warm=False`: a fresh sandbox per program (slower: ~45-65 ms of start-up each).
+
+What the sandbox protects against: reading host files outside the read-only system/Python binds (secrets,
+tokens, the dataset, /root, /work); writing anywhere on the host; network access (no interfaces but a down
+loopback); signalling or seeing host processes; environment leaks; fork bombs (pids cgroup), memory bombs
+(RLIMIT_AS), CPU and wall-clock hogs, huge outputs, huge files (RLIMIT_FSIZE, tmpfs size), fd exhaustion;
+daemons outliving their program.
+
+What it does NOT protect against: kernel exploits (the sandbox shares the host kernel; the sandbox uid maps
+to the outside root, so an escape is an escape as root); CPU side channels (Spectre-class) and timing
+channels; CPU, memory-bandwidth and disk-cache contention slowing other work on the machine; memory pressure
+up to `memory_mb` per running program plus the tmpfs sizes; reading the world-readable system files and the
+Python install that are bound in; a program reading or patching the test harness of its own run (functional
+tests run in the program's process, as in HumanEval: a deliberate adversary can forge its own pass — see
+`filters/code.py`).
+
+Isolation between programs in one warm sandbox (honestly): each program is a fresh fork of a zygote that never
+ran untrusted code, so no globals, imports or monkeypatches carry over; its files, processes, SysV IPC objects
+and message queues are gone before the next program starts (or the sandbox is discarded). Not isolated: the
+sandbox's network, ipc and uts namespaces are reused (empty network; IPC checked); a program can signal the
+zygote (same uid) — that only kills or stalls its own sandbox, which the host then discards; programs in one
+sandbox share the zygote's hash seed (set/dict order is identical between them, unlike fresh interpreters);
+timing channels between consecutive programs. The zygote is non-dumpable (no ptrace, no /proc/<pid>/fd or
+mem access by the programs) and zeroes program payloads after each fork.
+
+Without `bwrap` the sandbox refuses to run (`SandboxUnavailable`) unless `allow_unsafe=True`: then programs
+run as plain host processes with rlimits only — no isolation at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import queue
+import secrets
+import selectors
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+log = logging.getLogger(__name__)
+
+ZYGOTE_SOURCE = Path(__file__).with_name("sandbox_zygote.py")
+ZYGOTE_INSIDE = "/sandbox/zygote.py"
+FRAME = struct.Struct(">II")
+SANDBOX_UID = 65534  # nobody
+START_TIMEOUT_S = 30.0  # a loaded 2-core machine can take seconds to start an interpreter
+ANSWER_GRACE_S = 5.0  # how much longer than the program's wall limit the zygote may take to answer
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32")
+CGROUP_PREFIX = "thinktoggle-sandbox-"
+
+Mode = Literal["script", "functional"]
+Status = Literal["ok", "timeout", "memory_limit", "output_limit", "crashed", "sandbox_error"]
+
+
+class SandboxUnavailable(RuntimeError):
+    """bubblewrap is missing or cannot create namespaces here, and unsafe execution was not allowed."""
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxLimits:
+    """Per-program bounds. The defaults suit test-case programs (competitive programming, HumanEval)."""
+
+    wall_s: float = 10.0
+    cpu_s: int = 5
+    memory_mb: int = 1024  # address space (RLIMIT_AS) of the program's process
+    file_size_mb: int = 16  # largest file it may write (RLIMIT_FSIZE)
+    tmpfs_mb: int = 64  # total size of its writable /tmp (and again of /dev/shm)
+    open_files: int = 128
+    processes: int = 32  # pids cgroup limit for the whole sandbox, minus its own 3 processes
+    output_bytes: int = 1 << 20  # stdout and stderr, each
+
+    def for_zygote(self) -> dict[str, float | int]:
+        return {
+            "wall_s": self.wall_s,
+            "cpu_s": self.cpu_s,
+            "memory_bytes": self.memory_mb << 20,
+            "file_size_bytes": self.file_size_mb << 20,
+            "open_files": self.open_files,
+            "processes": self.processes,
+            "output_bytes": self.output_bytes,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Program:
+    """One execution: a script fed `stdin`, or (functional) `code` + `test` then `check(entry_point)`."""
+
+    code: str
+    stdin: str = ""
+    mode: Mode = "script"
+    test: str = ""
+    entry_point: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ExecResult:
+    status: Status
+    exit_code: int | None = None  # negative: killed by that signal
+    stdout: bytes = b""
+    stderr: bytes = b""
+    harness: str = ""  # what the in-process harness reported (error type, wrong_answer, exited_early, ...)
+    passed: bool = False  # functional mode: the harness proved that check() returned (the nonce came back)
+    cpu_s: float = 0.0
+    wall_s: float = 0.0
+    detail: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# --- the bwrap command ----------------------------------------------------------------------------------
+
+
+def find_bwrap() -> str | None:
+    return shutil.which("bwrap")
+
+
+def _python_binds() -> tuple[str, list[str]]:
+    """The real interpreter (a venv's python is a symlink into its base install) and what to bind for it."""
+    interpreter = os.path.realpath(sys.executable)
+    prefix = os.path.realpath(sys.base_prefix)
+    binds = [] if prefix.startswith("/usr/") or prefix == "/usr" else [prefix]
+    if not any(interpreter.startswith(p + "/") for p in [*binds, "/usr"]):
+        binds.append(os.path.dirname(interpreter))
+    return interpreter, binds
+
+
+def bwrap_command(bwrap: str, limits: SandboxLimits, inner: list[str], info_fd: int | None = None) -> list[str]:
+    """The bwrap invocation that runs `inner` (an argv inside the sandbox)."""
+    _, python_binds = _python_binds()
+    args = [bwrap, "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--disable-userns"]
+    args += ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--hostname", "sandbox"]
+    args += ["--cap-drop", "ALL", "--die-with-parent", "--new-session", "--clearenv"]
+    args += ["--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", "/tmp/work", "--setenv", "LANG", "C.UTF-8"]
+    args += ["--setenv", "PYTHONDONTWRITEBYTECODE", "1"]
+    for path in SYSTEM_DIRS:
+        if os.path.islink(path):
+            args += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            args += ["--ro-bind", path, path]
+    for path in python_binds:
+        args += ["--ro-bind", path, path]
+    args += ["--ro-bind", str(ZYGOTE_SOURCE), ZYGOTE_INSIDE]
+    args += ["--proc", "/proc", "--dev", "/dev", "--mqueue", "/dev/mqueue"]
+    size = str(limits.tmpfs_mb << 20)
+    args += ["--size", size, "--tmpfs", "/tmp", "--size", size, "--tmpfs", "/dev/shm"]
+    args += ["--remount-ro", "/", "--chdir", "/tmp"]
+    if info_fd is not None:
+        args += ["--info-fd", str(info_fd)]
+    return [*args, *inner]
+
+
+def zygote_argv(once: bool, contained: bool) -> list[str]:
+    interpreter, _ = _python_binds()
+    script = ZYGOTE_INSIDE if contained else str(ZYGOTE_SOURCE)
+    return [interpreter, "-I", script, *(["--contained"] if contained else []), *(["--once"] if once else [])]
+
+
+_probe_lock = threading.Lock()
+_probe_result: dict[str, str | None] = {}
+
+
+def check_bwrap(bwrap: str | None = None) -> str:
+    """The bwrap path, after proving once per process that it can build our sandbox here."""
+    bwrap = bwrap or find_bwrap()
+    if bwrap is None:
+        raise SandboxUnavailable(
+            "bubblewrap (`bwrap`) is not installed, so model-written code cannot be run safely. Install it "
+            "(Debian/Ubuntu: `apt-get install bubblewrap`), or pass allow_unsafe=True (CLI: --unsafe-no-sandbox) "
+            "to run untrusted programs as plain host processes WITHOUT any isolation."
+        )
+    with _probe_lock:
+        if bwrap not in _probe_result:
+            interpreter, _ = _python_binds()
+            cmd = bwrap_command(bwrap, SandboxLimits(), [interpreter, "-I", "-c", "import os; print(os.getuid())"])
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+            ok = done.returncode == 0 and done.stdout.strip() == str(SANDBOX_UID)
+            _probe_result[bwrap] = None if ok else (done.stderr.strip() or done.stdout.strip() or "no output")
+        error = _probe_result[bwrap]
+    if error is not None:
+        raise SandboxUnavailable(f"bubblewrap at {bwrap} cannot build the sandbox here: {error}")
+    return bwrap
+
+
+# --- pids cgroup ------------------------------------------------------------------------------------------
+
+
+def _pids_cgroup_root() -> Path | None:
+    """A folder where we may create pids-limited cgroups: cgroup v1 `pids`, or a v2 tree delegating `pids`."""
+    v1 = Path("/sys/fs/cgroup/pids")
+    if (v1 / "cgroup.procs").exists() and os.access(v1, os.W_OK):
+        return v1
+    v2 = Path("/sys/fs/cgroup")
+    with contextlib.suppress(OSError):
+        if "pids" in (v2 / "cgroup.subtree_control").read_text().split() and os.access(v2, os.W_OK):
+            return v2
+    return None
+
+
+class PidsCgroup:
+    """One sandbox's cgroup: `pids.max` bounds every process in it, root-owned or not."""
+
+    def __init__(self, root: Path, max_pids: int) -> None:
+        self.path = root / f"{CGROUP_PREFIX}{uuid.uuid4().hex[:12]}"
+        self.path.mkdir()
+        (self.path / "pids.max").write_text(str(max_pids))
+
+    @property
+    def procs_file(self) -> str:
+        return str(self.path / "cgroup.procs")
+
+    def pids(self) -> list[int]:
+        try:
+            return [int(p) for p in (self.path / "cgroup.procs").read_text().split()]
+        except OSError:
+            return []
+
+    def kill_and_remove(self, timeout_s: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            pids = self.pids()
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            if not pids:
+                with contextlib.suppress(OSError):
+                    self.path.rmdir()
+                    return
+            if time.monotonic() > deadline:
+                log.warning("sandbox cgroup %s still busy after %.0f s: %s", self.path, timeout_s, pids)
+                return
+            time.sleep(0.005)
+
+
+# --- one sandbox process ----------------------------------------------------------------------------------
+
+
+class _ProtocolError(Exception):
+    pass
+
+
+class SandboxProcess:
+    """One bwrap sandbox running the zygote; executes programs one at a time."""
+
+    def __init__(self, limits: SandboxLimits, bwrap: str | None, cgroup_root: Path | None, once: bool) -> None:
+        self.limits = limits
+        self.programs = 0
+        self.cgroup: PidsCgroup | None = None
+        self.init_pid: int | None = None  # the sandbox's pid 1, seen from outside
+        self._private_dir: tempfile.TemporaryDirectory | None = None
+        info_r, info_w = os.pipe()
+        try:
+            if bwrap is not None:
+                cmd = bwrap_command(bwrap, limits, zygote_argv(once, contained=True), info_fd=info_w)
+                cwd, env = "/", {"PATH": "/usr/bin:/bin"}
+                if cgroup_root is not None:
+                    self.cgroup = PidsCgroup(cgroup_root, limits.processes + 3)  # + bwrap, init, zygote
+                    # Join the cgroup before exec'ing bwrap, so no process of the sandbox is ever outside it.
+                    cmd = ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', self.cgroup.procs_file, *cmd]
+            else:  # unsafe: a plain host process in a private folder
+                self._private_dir = tempfile.TemporaryDirectory(prefix="thinktoggle-unsafe-")
+                cwd, env = self._private_dir.name, {"PATH": "/usr/bin:/bin", "HOME": self._private_dir.name}
+                cmd = zygote_argv(once, contained=False)
+            self.proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                pass_fds=(info_w,),
+                cwd=cwd,
+                env=env,
+                start_new_session=True,
+            )
+        except BaseException:
+            os.close(info_r)
+            os.close(info_w)
+            if self.cgroup:
+                self.cgroup.kill_and_remove()
+            raise
+        os.close(info_w)
+        self._info_r = info_r
+        self._out = self.proc.stdout.fileno()
+        self._in = self.proc.stdin.fileno()
+        os.set_blocking(self._out, False)
+        try:
+            header, _ = self._read_frame(time.monotonic() + START_TIMEOUT_S, max_payload=0)
+            if not header.get("ready"):
+                raise _ProtocolError(f"unexpected greeting {header}")
+            self._read_info()
+        except BaseException:
+            self.kill()
+            raise
+
+    def _read_info(self) -> None:
+        """bwrap's --info-fd JSON: the outside pid of the sandbox's init, to kill the namespace by."""
+        chunks = []
+        os.set_blocking(self._info_r, False)
+        with contextlib.suppress(BlockingIOError, OSError):
+            while chunk := os.read(self._info_r, 4096):
+                chunks.append(chunk)
+        with contextlib.suppress(ValueError):
+            self.init_pid = int(json.loads(b"".join(chunks))["child-pid"])
+
+    # framing with deadlines: never block on a pipe without one
+    def _read_exact(self, n: int, deadline: float) -> bytes:
+        data = bytearray()
+        with selectors.DefaultSelector() as sel:
+            sel.register(self._out, selectors.EVENT_READ)
+            while len(data) < n:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("the sandbox did not answer in time")
+                if not sel.select(left):
+                    continue
+                try:
+                    chunk = os.read(self._out, n - len(data))
+                except BlockingIOError:
+                    continue
+                if not chunk:
+                    raise _ProtocolError("the sandbox closed its output (zygote died)")
+                data += chunk
+        return bytes(data)
+
+    def _read_frame(self, deadline: float, max_payload: int) -> tuple[dict, bytes]:
+        head_len, payload_len = FRAME.unpack(self._read_exact(FRAME.size, deadline))
+        if head_len > 1 << 16 or payload_len > max_payload:
+            raise _ProtocolError(f"oversized frame from the sandbox ({head_len}, {payload_len})")
+        header = json.loads(self._read_exact(head_len, deadline))
+        return header, self._read_exact(payload_len, deadline) if payload_len else b""
+
+    def _write_all(self, data: bytes, deadline: float) -> None:
+        view = memoryview(data)
+        with selectors.DefaultSelector() as sel:
+            sel.register(self._in, selectors.EVENT_WRITE)
+            while view:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("the sandbox did not read its request in time")
+                if sel.select(left):
+                    view = view[os.write(self._in, view) :]
+
+    def execute(self, program: Program) -> tuple[ExecResult, bool]:
+        """Run one program. Returns the result and whether this sandbox is still fit for another one."""
+        self.programs += 1
+        nonce = secrets.token_hex(16) if program.mode == "functional" else ""
+        parts = [p.encode("utf-8", "surrogatepass") for p in (program.code, program.test, program.stdin, nonce)]
+        header = {
+            "mode": program.mode,
+            "entry_point": program.entry_point,
+            "sizes": [len(p) for p in parts],
+            "limits": self.limits.for_zygote(),
+        }
+        head = json.dumps(header).encode()
+        started = time.monotonic()
+        deadline = started + self.limits.wall_s + ANSWER_GRACE_S
+        try:
+            self._write_all(FRAME.pack(len(head), sum(map(len, parts))) + head + b"".join(parts), deadline)
+            reply, payload = self._read_frame(deadline, max_payload=2 * self.limits.output_bytes + 8192)
+        except TimeoutError as exc:
+            return ExecResult("timeout", wall_s=time.monotonic() - started, detail=f"sandbox: {exc}"), False
+        except (_ProtocolError, OSError, ValueError) as exc:
+            # The zygote died mid-program: the program killed or broke it (same uid). Its own failure.
+            return ExecResult("crashed", wall_s=time.monotonic() - started, detail=f"sandbox: {exc}"), False
+        n_out, n_err, n_res = reply["sizes"]
+        stdout, stderr = payload[:n_out], payload[n_out : n_out + n_err]
+        harness = payload[n_out + n_err : n_out + n_err + n_res].decode("utf-8", "replace")
+        passed = bool(nonce) and f"pass:{nonce}" in harness.splitlines()
+        status: Status = reply["status"]
+        if status == "ok" and "memory_limit" in harness.splitlines():
+            status = "memory_limit"
+        result = ExecResult(
+            status=status,
+            exit_code=reply["exit_code"],
+            stdout=stdout,
+            stderr=stderr,
+            harness="pass" if passed else harness.strip().replace(nonce, "") if nonce else harness.strip(),
+            passed=passed and status == "ok" and reply["exit_code"] == 0,
+            cpu_s=reply["cpu_s"],
+            wall_s=reply["wall_s"],
+            detail=reply.get("detail", ""),
+        )
+        fit = bool(reply.get("clean")) and self.proc.poll() is None
+        return result, fit
+
+    def kill(self) -> None:
+        """Kill the whole sandbox: bwrap, the namespace's init (which takes every process in it), the cgroup."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)  # bwrap (its own session)
+        if self.init_pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.init_pid, signal.SIGKILL)
+        if self.cgroup is not None:
+            self.cgroup.kill_and_remove()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=5)
+        for stream in (self.proc.stdin, self.proc.stdout):
+            with contextlib.suppress(OSError):
+                stream.close()
+        with contextlib.suppress(OSError):
+            os.close(self._info_r)
+        if self._private_dir is not None:
+            self._private_dir.cleanup()
+
+
+# --- the public API ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Sandbox:
+    """Executes untrusted programs: `run(program)`, `run_many(programs)`. Thread-safe; use as a context manager.
+
+    `workers` bounds the warm pool (and `run_many`'s concurrency); `max_programs` recycles a warm sandbox.
+    """
+
+    limits: SandboxLimits = field(default_factory=SandboxLimits)
+    warm: bool = True
+    workers: int = 1
+    max_programs: int = 500
+    allow_unsafe: bool = False
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
+        try:
+            self._bwrap: str | None = check_bwrap()
+        except SandboxUnavailable:
+            if not self.allow_unsafe:
+                raise
+            log.warning("running untrusted code WITHOUT a sandbox (allow_unsafe=True)")
+            self._bwrap = None
+        self._cgroup_root = _pids_cgroup_root() if self._bwrap else None
+        if self._bwrap and self._cgroup_root is None:
+            log.warning(
+                "no writable pids cgroup: the sandbox's process count is bounded by RLIMIT_NPROC only, which does "
+                "not bind when running as root (a fork bomb is then stopped only by the wall-clock timeout)"
+            )
+        self._idle: queue.LifoQueue[SandboxProcess] = queue.LifoQueue()
+        self._slots = threading.BoundedSemaphore(self.workers)
+        self._lock = threading.Lock()
+        self._live: set[SandboxProcess] = set()
+        self._closed = False
+
+    @property
+    def isolated(self) -> bool:
+        return self._bwrap is not None
+
+    @property
+    def pids_limited(self) -> bool:
+        """Whether a pids cgroup bounds the process count (see the module docstring)."""
+        return self._cgroup_root is not None
+
+    def _start(self, once: bool) -> SandboxProcess:
+        box = SandboxProcess(self.limits, self._bwrap, self._cgroup_root, once=once)
+        with self._lock:
+            self._live.add(box)
+        return box
+
+    def _discard(self, box: SandboxProcess) -> None:
+        box.kill()
+        with self._lock:
+            self._live.discard(box)
+
+    def run(self, program: Program) -> ExecResult:
+        if self._closed:
+            raise RuntimeError("the sandbox is closed")
+        with self._slots:
+            if not self.warm:
+                try:
+                    box = self._start(once=True)
+                except (TimeoutError, _ProtocolError, OSError) as exc:
+                    return ExecResult("sandbox_error", detail=f"could not start the sandbox: {exc}")
+                try:
+                    return box.execute(program)[0]
+                finally:
+                    self._discard(box)
+            try:
+                box = self._idle.get_nowait()
+            except queue.Empty:
+                try:
+                    box = self._start(once=False)
+                except (TimeoutError, _ProtocolError, OSError) as exc:
+                    return ExecResult("sandbox_error", detail=f"could not start the sandbox: {exc}")
+            result, fit = box.execute(program)
+            if fit and box.programs < self.max_programs and not self._closed:
+                self._idle.put(box)
+            else:
+                self._discard(box)
+            return result
+
+    def run_many(self, programs: Iterable[Program]) -> list[ExecResult]:
+        """Results in input order; up to `workers` programs at once."""
+        programs = list(programs)
+        if self.workers == 1 or len(programs) < 2:
+            return [self.run(p) for p in programs]
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="sandbox") as pool:
+            return list(pool.map(self.run, programs))
+
+    def close(self) -> None:
+        self._closed = True
+        with self._lock:
+            boxes = list(self._live)
+            self._live.clear()
+        for box in boxes:
+            box.kill()
+        while not self._idle.empty():
+            self._idle.get_nowait()
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
