@@ -35,6 +35,18 @@ class ExecutorConfig:
     # Ray
     ray_address: str = ""  # "" : RAY_ADDRESS or a new local cluster; "auto": the running one
 
+    def __post_init__(self) -> None:
+        if self.type not in ("local", "slurm", "ray"):
+            raise ValueError(f"type: expected local, slurm or ray, got {self.type!r}")
+        if self.tasks < 1:
+            raise ValueError(f"tasks: must be >= 1, got {self.tasks}")
+        if self.workers == 0 or self.workers < -1:
+            raise ValueError(f"workers: must be >= 1, or -1 for as many as tasks, got {self.workers}")
+        if self.type == "slurm" and not self.partition:
+            raise ValueError("partition: required when type is slurm")
+        if min(self.cpus_per_task, self.nodes_per_task) < 1 or self.gpus_per_task < 0:
+            raise ValueError("cpus_per_task and nodes_per_task must be >= 1, gpus_per_task >= 0")
+
 
 def make_executor(
     config: ExecutorConfig,

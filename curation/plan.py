@@ -78,19 +78,19 @@ def print_plan(
     stages: dict[str, StageSpec] = STAGES,
     console: Console | None = None,
 ) -> list[StageStep]:
-    console = console or Console()
+    console = console or Console(width=max(140, Console().width))  # a plan is wide; let it be
     layout = RunLayout(Path(recipe.out_dir))
     steps = plan_steps(recipe, stages)
     selected = select_steps(steps, from_stage, only)
     table = Table(title=f"{escape(recipe.name)}: {len(selected)} stage(s) -> {escape(recipe.out_dir)}")
-    for column in ("#", "stage", "status", "inputs", "output", "engines / models", "executor", "GPUs/task", "jobs"):
-        table.add_column(column, overflow="fold")
+    for column in ("#", "stage", "status", "reads", "writes", "engines / models", "executor", "GPUs/task", "jobs"):
+        table.add_column(column, overflow="fold", no_wrap=column in ("#", "stage", "GPUs/task"))
     for index, step in enumerate(selected, 1):
         executor = step.section.executor
         inputs = ", ".join(_short(p) for p in step.inputs) or "(sources in config)"
         table.add_row(
             str(index),
-            f"{step.name}\n[dim]{escape(step.spec.summary)}[/dim]",
+            f"{step.name}\n[dim]{escape(step.spec.summary)}[/dim]" if step.spec.summary else step.name,
             _status(layout, recipe, step),
             escape(inputs),
             escape(_short(step.spec.kept_dir(step.out_dir))),

@@ -15,6 +15,7 @@ that every value keeps its line: errors read `recipe.yaml:12: filter.max_tokens:
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import difflib
 import hashlib
@@ -31,6 +32,8 @@ from yaml.constructor import SafeConstructor
 from thinktoggle.curation.executors import ExecutorConfig
 from thinktoggle.curation.stage_table import STAGE_ORDER, STAGES, StageSpec, StageUnavailable
 
+RECIPE_DIR_VAR = "${recipe_dir}"
+_recipe_dir: contextvars.ContextVar[str] = contextvars.ContextVar("recipe_dir", default=".")
 TOP_LEVEL_KEYS = ("name", "description", "out_dir", "inputs", "executor")
 STR_TAG = "tag:yaml.org,2002:str"
 NULL_TAG = "tag:yaml.org,2002:null"
@@ -51,6 +54,7 @@ class StageSection:
     name: str
     config: Any
     executor: ExecutorConfig
+    list_field: str = ""  # written as a bare list in YAML (e.g. `sources: [...]`)
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,8 @@ class Recipe:
             body = _plain(section.config)
             if section.executor != self.executor:
                 body["executor"] = _diff(_plain(section.executor), data["executor"])
+            elif section.list_field and list(body) == [section.list_field]:
+                body = body[section.list_field]
             data[section.name] = body
         return data
 
@@ -360,7 +366,8 @@ def convert(tp: Any, node: yaml.Node, path: str) -> Any:
         raise bad(_type_name(tp))
     if tp is str or tp is Path:
         # The raw text: `time: 24:00:00` stays a string instead of YAML 1.1's sexagesimal 86400.
-        return tp(node.value)
+        # `${recipe_dir}` is the recipe file's folder, so a recipe can name data shipped beside it.
+        return tp(node.value.replace(RECIPE_DIR_VAR, _recipe_dir.get()))
     if tp is bool:
         if node.tag != "tag:yaml.org,2002:bool":
             raise bad("true or false")
@@ -397,7 +404,7 @@ def build_dataclass(cls: type, node: yaml.MappingNode, path: str, parent: yaml.N
         given.add(name)
         key_nodes[name] = key
         try:
-            values[name] = convert(hints[name], value, prefix + name)
+            values[name] = convert(hints[name], value, getattr(key, "path_alias", prefix + name))
         except _Invalid as exc:
             problems.extend(exc.problems)
     for name, f in fields.items():
@@ -412,9 +419,11 @@ def build_dataclass(cls: type, node: yaml.MappingNode, path: str, parent: yaml.N
         # A message that starts with a field name ("max_tokens: must be > 0") is reported at that key's line.
         message = str(exc)
         name, sep, rest = message.partition(":")
-        if sep and name.strip() in key_nodes:
-            key = key_nodes[name.strip()]
-            raise _Invalid([f"{_where(key)}: {prefix}{name.strip()}:{rest}"]) from None
+        name = name.strip().removeprefix(prefix)  # "generate.teacher_on: ..." from inside GenerateConfig
+        if sep and name in key_nodes:
+            raise _Invalid([f"{_where(key_nodes[name])}: {prefix}{name}:{rest}"]) from None
+        if sep and name in fields:  # about a field left at its default: reported at the section
+            raise _Invalid([f"{_where(node)}: {prefix}{name}:{rest}"]) from None
         raise _Invalid([f"{_where(node)}: {path or cls.__name__}: {message}"]) from None
 
 
@@ -488,6 +497,12 @@ def recipe_from_node(
         if isinstance(node, yaml.ScalarNode) and node.tag == NULL_TAG:
             node = yaml.MappingNode("tag:yaml.org,2002:map", [])
             node.start_mark = key.start_mark
+        if isinstance(node, yaml.SequenceNode) and spec.list_field:  # `sources: [...]`
+            field_key = yaml.ScalarNode(STR_TAG, spec.list_field)
+            field_key.start_mark = key.start_mark
+            field_key.path_alias = stage_name  # errors read `sources.0.limit`, not `sources.sources.0.limit`
+            node = yaml.MappingNode("tag:yaml.org,2002:map", [(field_key, node)])
+            node.start_mark = key.start_mark
         if not isinstance(node, yaml.MappingNode):
             problems.append(f"{_where(node)}: {stage_name}: expected a mapping of settings, got {_describe(node)}")
             continue
@@ -515,7 +530,7 @@ def recipe_from_node(
         except _Invalid as exc:
             problems.extend(exc.problems)
             continue
-        built.append(StageSection(stage_name, config, stage_executor))
+        built.append(StageSection(stage_name, config, stage_executor, spec.list_field))
     if not problems and not built:
         problems.append(f"{_where(root)}: no stages (expected some of: {', '.join(stages)})")
     if problems:
@@ -543,7 +558,11 @@ def load_recipe(
     root = _compose_file(Path(path))
     for assignment in overrides:
         apply_override(root, assignment)
-    return recipe_from_node(root, source=str(path), overrides=tuple(overrides), stages=stages)
+    token = _recipe_dir.set(str(Path(path).resolve().parent))
+    try:
+        return recipe_from_node(root, source=str(path), overrides=tuple(overrides), stages=stages)
+    finally:
+        _recipe_dir.reset(token)
 
 
 def loads_recipe(

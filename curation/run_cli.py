@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import re
+import sys
 from pathlib import Path
 
 import typer
@@ -36,7 +40,9 @@ def run(
 
             print_plan(loaded, from_stage=from_stage, only=only)
             return
-        result = run_recipe(loaded, from_stage=from_stage, only=only, force=force, report=_report)
+        log_path = Path(loaded.out_dir) / "run.log"
+        with _datatrove_info_to(log_path):
+            result = run_recipe(loaded, from_stage=from_stage, only=only, force=force, report=_report)
     except RecipeError as exc:
         err.print(f"[red]error:[/red] invalid recipe ({len(exc.problems)} problem(s)):")
         for problem in exc.problems:
@@ -56,3 +62,39 @@ def run(
 
 def _report(line: str) -> None:
     print(line, flush=True)
+
+
+# datatrove logs every rank's start, pipeline and stats at INFO on stderr; the run's own lines say what
+# matters, so those records go to out_dir/run.log (warnings, errors and progress bars stay on stderr).
+_DATATROVE_INFO = re.compile(r"^(\[NODE \d+\] )?\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ \| (DEBUG|INFO|SUCCESS) ")
+
+
+class _LogFilter(io.TextIOBase):
+    def __init__(self, terminal, log) -> None:
+        self.terminal, self.log = terminal, log
+
+    def write(self, text: str) -> int:
+        (self.log if _DATATROVE_INFO.match(text) else self.terminal).write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self.terminal.flush()
+        self.log.flush()
+
+    def isatty(self) -> bool:
+        return self.terminal.isatty()
+
+    def fileno(self) -> int:
+        return self.terminal.fileno()
+
+
+@contextlib.contextmanager
+def _datatrove_info_to(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as log:
+        original = sys.stderr
+        sys.stderr = _LogFilter(original, log)
+        try:
+            yield
+        finally:
+            sys.stderr = original

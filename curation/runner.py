@@ -18,7 +18,6 @@ command returns once the chain is submitted; local and Ray runs execute here and
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 import time
@@ -271,30 +270,25 @@ def run_recipe(
 
 def write_run_stats(recipe: Recipe, steps: list[StageStep], layout: RunLayout) -> Path:
     """The run-level funnel at the run root, from every completed stage's marker."""
-    per_stage: list[StageStats] = []
+    per_stage: list[tuple[StageStep, StageStats]] = []
     for step in steps:
         marker = layout.read_marker(step.name)
         if marker is not None:
-            per_stage.append(StageStats.from_dict(marker["stats"]))
-    try:
-        from thinktoggle.curation.funnel import build_funnel
-    except ImportError:
-        build_funnel = None
-    if build_funnel is not None:
-        funnel = build_funnel(per_stage)
-        data = funnel if isinstance(funnel, dict) else dataclasses.asdict(funnel)
-    else:
-        data = simple_funnel(per_stage)
-    data = {"recipe": recipe.name, "fingerprint": recipe.fingerprint(), **data}
+            per_stage.append((step, StageStats.from_dict(marker["stats"])))
+    data = {"recipe": recipe.name, "fingerprint": recipe.fingerprint(), **simple_funnel(per_stage)}
     return atomic_write_text(json.dumps(data, indent=2) + "\n", layout.root / "stats.json")
 
 
-def simple_funnel(per_stage: list[StageStats]) -> dict[str, Any]:
-    """Stages in order, and whether each stage's `in` equals the previous stage's `kept`."""
-    stages = [s.to_dict() for s in per_stage]
-    breaks = [
-        f"{a['stage']}.kept={a['kept']} != {b['stage']}.in={b['in']}"
-        for a, b in zip(stages, stages[1:], strict=False)
-        if a["kept"] != b["in"]
-    ]
+def simple_funnel(per_stage: list[tuple[StageStep, StageStats]]) -> dict[str, Any]:
+    """Stages in order, and whether each stage's `in` equals the previous stage's `kept` (a stage that fans
+    out, like generate answering each prompt in both modes, is exempt)."""
+    stages = []
+    breaks = []
+    previous: dict[str, Any] | None = None
+    for step, stats in per_stage:
+        entry = {**stats.to_dict(), "stage": step.name, "folder": step.name}
+        if previous is not None and not step.spec.fans_out and previous["kept"] != entry["in"]:
+            breaks.append(f"{previous['stage']}.kept={previous['kept']} != {entry['stage']}.in={entry['in']}")
+        stages.append(entry)
+        previous = entry
     return {"stages": stages, "consistent": not breaks, "breaks": breaks}

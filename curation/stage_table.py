@@ -29,6 +29,8 @@ class StageSpec:
     takes_inputs: bool = True  # False: the stage starts the chain (its sources are in its config)
     resumable: bool = False  # True: a partial run is resumed in place; False: its folder is cleared first
     summary: str = ""  # what the plan prints for it
+    list_field: str = ""  # the section may be written as a bare list: the value of this field
+    fans_out: bool = False  # its `in` counts answers to produce (prompts x modes x n), not the records read
 
     def _attr(self, attribute: str) -> Any:
         try:
@@ -50,30 +52,51 @@ class StageSpec:
         return out_dir / self.kept if self.kept else out_dir
 
 
-STAGE_ORDER = ("generate", "filter", "dedup", "decontaminate", "mix", "export", "train", "validate")
+STAGE_ORDER = ("sources", "generate", "filter", "dedup", "decontaminate", "mix", "export", "train", "validate")
 
 STAGES: dict[str, StageSpec] = {
     spec.name: spec
     for spec in (
         StageSpec(
+            "sources",
+            "thinktoggle.curation.sources_stage",
+            "SourcesConfig",
+            "run_sources",
+            kept="kept",
+            takes_inputs=False,
+            summary="prompt sources",
+            list_field="sources",
+        ),
+        StageSpec(
             "generate",
-            "thinktoggle.generators.stage",
+            "thinktoggle.generators.generate",
             "GenerateConfig",
             "run_generate",
-            takes_inputs=False,
-            summary="sources -> teachers, on/off pairs",
+            kept="kept",
+            resumable=True,  # record-level: a rerun generates only the samples missing from kept/
+            fans_out=True,
+            summary="teachers answer on + off",
         ),
-        StageSpec("filter", "thinktoggle.filters.stage", "FilterConfig", "run_filter", summary="verify answers"),
+        StageSpec(
+            "filter",
+            "thinktoggle.filters.stage",
+            "FilterConfig",
+            "run_filter",
+            kept="records",  # with `write_records: true`: internal records, provenance kept
+            resumable=True,  # datatrove completion markers per rank
+            summary="verify answers",
+        ),
+        # The curation stages keep their records in the stage folder itself (curation/stage_outputs.py).
         StageSpec("dedup", "thinktoggle.curation.dedup", "DedupConfig", "run_dedup", summary="exact + MinHash"),
         StageSpec(
             "decontaminate",
             "thinktoggle.curation.decontaminate",
             "DecontaminateConfig",
             "run_decontaminate",
-            summary="n-gram vs benchmarks",
+            summary="n-grams vs benchmarks",
         ),
         StageSpec("mix", "thinktoggle.curation.mix", "MixConfig", "run_mix", summary="caps, ratios, pairs"),
-        StageSpec("export", "thinktoggle.curation.export", "ExportConfig", "run_export", summary="published layout"),
+        StageSpec("export", "thinktoggle.curation.export", "ExportConfig", "run_export", summary="published + card"),
         StageSpec("train", "thinktoggle.training.stage", "TrainConfig", "run_train", summary="SFT"),
         StageSpec("validate", "thinktoggle.training.stage", "ValidateConfig", "run_validate", summary="toggle check"),
     )

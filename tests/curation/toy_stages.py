@@ -130,3 +130,13 @@ def run_keep_even(
         total.merge(StageStats.from_dict(json.loads(path.read_text())))
     total.write(out_dir / "stats.json")
     return total
+
+
+def toy_stages():
+    """A stage table for the tests: `generate` makes records, `filter` keeps the even ones."""
+    from thinktoggle.curation.stage_table import StageSpec
+
+    return {
+        "generate": StageSpec("generate", __name__, "MakeConfig", "run_make", takes_inputs=False, resumable=True),
+        "filter": StageSpec("filter", __name__, "KeepEvenConfig", "run_keep_even", resumable=True),
+    }
