@@ -1,0 +1,213 @@
+"""The dataset card (README.md) of an exported folder: YAML header, provenance, tables, plots.
+
+Statistics come from a lazy polars scan of the exported parquet, so the card describes what was written,
+not what a stage believed it wrote.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import yaml
+
+from thinktoggle.curation.export import CARD, ExportConfig
+from thinktoggle.curation.plots import funnel_chart, length_histogram
+from thinktoggle.schemas.io import atomic_write_text
+
+PIECES = r"\w+|[^\w\s]"  # the fallback length unit: words and punctuation marks
+SIZE_CATEGORIES = [
+    (1_000, "n<1K"),
+    (10_000, "1K<n<10K"),
+    (100_000, "10K<n<100K"),
+    (1_000_000, "100K<n<1M"),
+    (10_000_000, "1M<n<10M"),
+    (100_000_000, "10M<n<100M"),
+    (1_000_000_000, "100M<n<1B"),
+]
+
+
+def size_category(rows: int) -> str:
+    return next((name for limit, name in SIZE_CATEGORIES if rows < limit), "n>1B")
+
+
+def scan_export(out_dir: Path, config_name: str) -> pl.LazyFrame:
+    return pl.scan_parquet(str(out_dir / config_name / "*" / "*.parquet"))
+
+
+def with_lengths(frame: pl.LazyFrame, tokenizer: str = "") -> tuple[pl.LazyFrame, str]:
+    """Add an output `length` column: tokens of `tokenizer` if given, else regex word pieces."""
+    if not tokenizer:
+        return frame.with_columns(
+            length=pl.col("output").str.count_matches(PIECES)
+        ), "word pieces (regex \\w+|[^\\w\\s])"
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tokenizer)
+
+    def count(batch: pl.Series) -> pl.Series:
+        ids = tok(batch.to_list(), add_special_tokens=False)["input_ids"]
+        return pl.Series([len(x) for x in ids], dtype=pl.Int64)
+
+    length = pl.col("output").map_batches(count, return_dtype=pl.Int64)
+    return frame.with_columns(length=length), f"tokens ({Path(tokenizer).name or tokenizer})"
+
+
+def markdown_table(frame: pl.DataFrame) -> str:
+    if frame.is_empty():
+        return "_(none)_"
+    header = "| " + " | ".join(frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    rows = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in frame.iter_rows()]
+    return "\n".join([header, rule, *rows])
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value).replace("|", "\\|")
+
+
+def front_matter(config: ExportConfig, categories: list[str], rows: int) -> dict[str, Any]:
+    """The card's YAML: `configs` lists one split per category so that load_dataset(folder) finds them."""
+    return {
+        "license": config.license,
+        "configs": [
+            {
+                "config_name": config.config_name,
+                "default": True,
+                "data_files": [
+                    {"split": category, "path": f"{config.config_name}/{category}/*.parquet"} for category in categories
+                ],
+            }
+        ],
+        "task_categories": ["text-generation"],
+        "language": ["en"],
+        "size_categories": [size_category(rows)],
+        "tags": ["reasoning", "synthetic", "sft", "reasoning-toggle", "llama-nemotron", "thinktoggle"],
+        "pretty_name": config.name,
+    }
+
+
+def _funnel_table(funnel: dict[str, Any]) -> str:
+    lines = ["| stage | in | kept | dropped | failed | reasons |", "|---|---|---|---|---|---|"]
+    for s in funnel["stages"]:
+        reasons = [f"{r} ({n:,})" for r, n in s["dropped_reasons"].items()]
+        reasons += [f"failed: {r} ({n:,})" for r, n in s["failed_reasons"].items()]
+        lines.append(
+            f"| {s['stage']} | {s['in']:,} | {s['kept']:,} | {s['dropped']:,} | {s['failed']:,} | "
+            f"{'; '.join(reasons) or '-'} |"
+        )
+    if not funnel["consistent"]:
+        lines.append("\n**Accounting breaks:** " + "; ".join(funnel["breaks"]))
+    return "\n".join(lines)
+
+
+def _provenance(provenance: dict[str, Any]) -> str:
+    teachers = pl.DataFrame(provenance["teachers"]) if provenance["teachers"] else pl.DataFrame()
+    parts = ["### Teachers\n", markdown_table(teachers), "\n### Filters (verdicts on the exported rows)\n"]
+    filters = provenance["filters"]
+    if filters:
+        verdicts = sorted({v for counts in filters.values() for v in counts})
+        frame = pl.DataFrame(
+            [{"filter": name, **{v: counts.get(v, 0) for v in verdicts}} for name, counts in filters.items()]
+        )
+        parts.append(markdown_table(frame))
+    else:
+        parts.append("_(no filter verdicts recorded)_")
+    return "\n".join(parts)
+
+
+def _slug(category: str) -> str:
+    return re.sub(r"[^\w-]", "_", category)
+
+
+def write_card(
+    out_dir: Path,
+    config: ExportConfig,
+    funnel: dict[str, Any],
+    provenance: dict[str, Any],
+    recipe_text: str = "",
+) -> Path:
+    """Write out_dir/README.md (and out_dir/plots/*.png) for the exported folder."""
+    scan = scan_export(out_dir, config.config_name)
+    by_group = (
+        scan.group_by("category", "reasoning", "generator")
+        .agg(rows=pl.len())
+        .sort("category", "reasoning", "generator")
+    ).collect()
+    categories = sorted(by_group["category"].unique().to_list()) if by_group.height else []
+    total = int(by_group["rows"].sum()) if by_group.height else 0
+    lengths_frame, unit = with_lengths(scan.select("category", "reasoning", "output"), config.tokenizer)
+    lengths = lengths_frame.select("category", "reasoning", "length").collect()
+    length_table = (
+        lengths.group_by("category", "reasoning")
+        .agg(
+            rows=pl.len(),
+            mean=pl.col("length").mean(),
+            median=pl.col("length").median(),
+            p90=pl.col("length").quantile(0.9),
+            max=pl.col("length").max(),
+        )
+        .sort("category", "reasoning")
+    )
+    plot_links = []
+    if config.plots:
+        for category in categories:
+            of_category = lengths.filter(pl.col("category") == category)
+            per_mode = {
+                mode: of_category.filter(pl.col("reasoning") == mode)["length"].to_list() for mode in ("on", "off")
+            }
+            path = length_histogram(per_mode, category, unit, out_dir / "plots" / f"lengths_{_slug(category)}.png")
+            plot_links.append(f"![{category}: lengths on vs off]({path.relative_to(out_dir).as_posix()})")
+        funnel_chart(funnel, out_dir / "plots" / "funnel.png")
+
+    header = yaml.safe_dump(front_matter(config, categories, total), sort_keys=False, allow_unicode=True)
+    splits = ", ".join(f"`{c}`" for c in categories) or "(none)"
+    sections = [
+        f"---\n{header}---",
+        f"# {config.name}",
+        config.description
+        or (
+            "Reasoning-toggle post-training data in the Llama-Nemotron-Post-Training-Dataset layout: every prompt is "
+            "answered with the system prompt `detailed thinking on` (reasoning in `<think>…</think>`, then the "
+            "answer) and `detailed thinking off` (the answer directly). Built with thinktoggle."
+        ),
+        f"**{total:,} rows** in config `{config.config_name}`, one split per category: {splits}.",
+        "## Loading\n\n```python\nfrom datasets import load_dataset\n\n"
+        f'ds = load_dataset("<this repo or folder>", "{config.config_name}")\n'
+        f'math = ds["{categories[0] if categories else "math"}"]\n```\n\n'
+        "```python\nimport polars as pl\n\n"
+        f'rows = pl.scan_parquet("{config.config_name}/*/*.parquet")\n```',
+        "## Columns\n\n`input` (prompt turns: list of {role, content}), `output` (`<think>…</think>` then the answer "
+        "when reasoning is on), `category`, `license`, `reasoning` (on/off), `generator` (teacher models), "
+        "`used_in_training`, `version`, `system_prompt` (`detailed thinking on|off`), and for verifiable rows "
+        "`expected_answer` and `tests`.",
+        "## How it was produced",
+        _provenance(provenance),
+    ]
+    if recipe_text:
+        sections.append("### Recipe\n\n```yaml\n" + recipe_text.rstrip() + "\n```")
+    sections += [
+        "## Rows by category, reasoning and generator",
+        markdown_table(by_group),
+        "## Funnel: from source to export\n\nEvery row that entered a stage was kept, dropped (with the reason) or "
+        "failed (with the reason).",
+        _funnel_table(funnel),
+    ]
+    if config.plots:
+        sections.append("![filter funnel](plots/funnel.png)")
+    sections += [f"## Output lengths, reasoning on vs off\n\nUnit: {unit}.", markdown_table(length_table), *plot_links]
+    return atomic_write_text("\n\n".join(sections) + "\n", out_dir / CARD)
+
+
+def read_front_matter(card: Path) -> dict[str, Any]:
+    """The YAML header of a card (between the first two `---` lines)."""
+    text = card.read_text()
+    if not text.startswith("---\n"):
+        raise ValueError(f"{card}: no YAML front matter")
+    return yaml.safe_load(text[4 : text.index("\n---", 4)])

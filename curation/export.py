@@ -1,0 +1,182 @@
+"""Export: the kept records as the published dataset, the way NVIDIA lays out Llama-Nemotron-Post-Training-Dataset.
+
+    out_dir/SFT/<category>/part-r00000-00000.parquet   published rows (PUBLISHED_SCHEMA), one split per category
+    out_dir/README.md                                   the dataset card (its YAML `configs:` make
+                                                        `datasets.load_dataset(out_dir)` find the splits)
+    out_dir/plots/*.png                                 length histograms on vs off, the funnel
+    out_dir/stats.json, failed/                         this stage's accounting
+
+Each exported row is checked against the published JSON Schema on the way out; a row that breaks it is
+failed (naming the field) instead of exported, so `thinktoggle check` passes on what is written.
+Export runs record by record as a datatrove PipelineStep (rank r writes `part-r{r}-*` files).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from datatrove.pipeline.base import PipelineStep
+
+from thinktoggle.curation.executors import ExecutorConfig, make_executor
+from thinktoggle.curation.stage_outputs import FAILED, UNREADABLE, completed_stats, merge_rank_stats
+from thinktoggle.schemas.arrow import PUBLISHED_SCHEMA
+from thinktoggle.schemas.convert import record_to_row
+from thinktoggle.schemas.io import ShardWriter, atomic_write_text, discover_files, iter_records
+from thinktoggle.schemas.published import row_problems
+from thinktoggle.schemas.record import Record
+from thinktoggle.schemas.stats import StageStats
+
+STAGE = "export"
+CARD = "README.md"
+INVALID = "invalid_published_row"
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    name: str = "thinktoggle-reasoning-toggle"  # the card's title
+    description: str = ""  # a paragraph for the card
+    config_name: str = "SFT"  # the dataset config the category splits live in (NVIDIA: SFT, RL)
+    license: str = "cc-by-4.0"  # the card's license (rows keep their own `license` column)
+    rows_per_shard: int = 100_000
+    card: bool = True
+    plots: bool = True
+    tokenizer: str = ""  # a tokenizer folder (or Hub id) for token counts; "": regex word pieces
+    upstream_stats: str = "auto"  # the funnel before export: "auto" (the run's stage folders), a stats.json, or ""
+    recipe: str = "auto"  # the recipe shown on the card: "auto" (the run's recipe.resolved.yaml), a path, or ""
+
+
+def provenance_of(record: Record) -> tuple[str, str, str]:
+    """(generator, engine, teacher model) as far as the record's sampling provenance tells."""
+    sampling = record.sampling or {}
+    teacher = sampling.get("teacher") or sampling.get("model") or ""
+    return record.generator, str(sampling.get("engine", "")), str(teacher)
+
+
+class ExportStep(PipelineStep):
+    """One rank of the export: records in, published rows out (one folder per category)."""
+
+    type = "💽 - WRITER"
+    name = "📦 export"
+
+    def __init__(self, inputs: list[str | Path], out_dir: str | Path, config_name: str, rows_per_shard: int):
+        super().__init__()
+        self.inputs = [str(p) for p in inputs]
+        self.out_dir = str(out_dir)
+        self.config_name = config_name
+        self.rows_per_shard = rows_per_shard
+
+    def run(self, data=None, rank: int = 0, world_size: int = 1):
+        out = Path(self.out_dir)
+        prefix = f"part-r{rank:05d}"
+        for stale in [*out.glob(f"{self.config_name}/*/{prefix}*"), *out.glob(f"{FAILED}/{prefix}*")]:
+            stale.unlink()  # what an interrupted attempt of this rank left
+        stats = StageStats(STAGE)
+        teachers: Counter = Counter()
+        filters: dict[str, Counter] = {}
+        failed: list[str] = []
+        writers: dict[str, ShardWriter] = {}
+        try:
+            for read, record in iter_records(discover_files(self.inputs)[rank::world_size]):
+                stats.n_in += 1
+                if record is None:
+                    stats.fail(UNREADABLE)
+                    failed.append(json.dumps({"where": read.where, "field": read.field, "error": read.error}))
+                    continue
+                row = record_to_row(record)
+                problems = list(row_problems(row))
+                if problems:
+                    stats.fail(f"{INVALID}:{problems[0].field}")
+                    failed.append(
+                        json.dumps({"where": read.where, "field": problems[0].field, "error": problems[0].reason})
+                    )
+                    continue
+                if record.category not in writers:
+                    folder = out / self.config_name / record.category
+                    writers[record.category] = ShardWriter(folder, PUBLISHED_SCHEMA, prefix, self.rows_per_shard)
+                writers[record.category].write(row)
+                stats.keep()
+                self.stat_update("exported", record.category)
+                teachers["\t".join(provenance_of(record))] += 1
+                for verdict in record.verdicts:
+                    filters.setdefault(verdict.filter, Counter())[verdict.verdict] += 1
+        except BaseException:
+            for writer in writers.values():
+                writer.abort()
+            raise
+        for writer in writers.values():
+            writer.close()
+        if failed:
+            atomic_write_text("\n".join(failed) + "\n", out / FAILED / f"{prefix}.jsonl")
+        part = {"teachers": dict(teachers), "filters": {name: dict(c) for name, c in filters.items()}}
+        atomic_write_text(json.dumps(part), out / "provenance" / f"{prefix}.json")
+        stats.write(out / "ranks" / f"{prefix}.json")
+
+
+def merge_provenance(out_dir: Path) -> dict[str, Any]:
+    """Teachers (generator, engine, model -> rows) and filter verdicts on the exported rows, over all ranks."""
+    teachers: Counter = Counter()
+    filters: dict[str, Counter] = {}
+    for part in sorted((out_dir / "provenance").glob("*.json")):
+        data = json.loads(part.read_text())
+        teachers.update(data["teachers"])
+        for name, counts in data["filters"].items():
+            filters.setdefault(name, Counter()).update(counts)
+    return {
+        "teachers": [
+            {"generator": g, "engine": e, "teacher": t, "rows": n}
+            for (g, e, t), n in sorted((tuple(k.split("\t")), n) for k, n in teachers.items())
+        ],
+        "filters": {name: dict(sorted(c.items())) for name, c in sorted(filters.items())},
+    }
+
+
+def _upstream_funnel(config: ExportConfig, out_dir: Path, own: StageStats) -> dict[str, Any]:
+    from thinktoggle.curation.funnel import build_funnel, read_funnel, stage_stats_in_run
+
+    if config.upstream_stats == "auto":
+        return build_funnel([*stage_stats_in_run(out_dir.parent, upto=STAGE), own])
+    if config.upstream_stats:
+        upstream = read_funnel(config.upstream_stats)["stages"]
+        return build_funnel([*(StageStats.from_dict(s) for s in upstream if s["stage"] != STAGE), own])
+    return build_funnel([own])
+
+
+def _recipe_text(config: ExportConfig, out_dir: Path) -> str:
+    if config.recipe == "auto":
+        path = out_dir.parent / "recipe.resolved.yaml"
+        return path.read_text() if path.exists() else ""
+    return Path(config.recipe).read_text() if config.recipe else ""
+
+
+def run_export(
+    config: ExportConfig, inputs: list[Path], out_dir: Path, executor: ExecutorConfig = ExecutorConfig()
+) -> StageStats:
+    """Export the records under `inputs` into `out_dir` in the published layout, with the card and plots."""
+    out_dir = Path(out_dir)
+    if (done := completed_stats(out_dir)) and (not config.card or (out_dir / CARD).exists()):
+        return done
+    n_files = len(discover_files(inputs))
+    stage_executor = replace(executor, tasks=max(1, min(executor.tasks, n_files)))
+    step = ExportStep(inputs, out_dir, config.config_name, config.rows_per_shard)
+    runner = make_executor(stage_executor, [step], out_dir / "logs", job_name=STAGE)
+    runner.run()
+    if incomplete := runner.get_incomplete_ranks(range(stage_executor.tasks)):
+        raise RuntimeError(f"export: ranks {incomplete} did not complete (logs in {out_dir / 'logs'})")
+    stats = StageStats(STAGE)
+    for part in sorted((out_dir / "ranks").glob("*.json")):
+        stats.merge(StageStats.read(part))
+    if config.card:
+        from thinktoggle.curation.card import write_card
+
+        write_card(
+            out_dir,
+            config,
+            funnel=_upstream_funnel(config, out_dir, stats),
+            provenance=merge_provenance(out_dir),
+            recipe_text=_recipe_text(config, out_dir),
+        )
+    return merge_rank_stats(out_dir, STAGE)  # stats.json last: it marks the stage complete
