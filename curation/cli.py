@@ -81,6 +81,11 @@ STAGE_COMMANDS: list[tuple[str, str, str]] = [
     ("generate", "thinktoggle.generators.cli", "generate"),
     ("run", "thinktoggle.curation.run_cli", "run"),
     ("filter", "thinktoggle.filters.cli", "filter_command"),
+    ("dedup", "thinktoggle.curation.commands", "dedup"),
+    ("decontaminate", "thinktoggle.curation.commands", "decontaminate"),
+    ("mix", "thinktoggle.curation.commands", "mix"),
+    ("export", "thinktoggle.curation.commands", "export"),
+    ("publish", "thinktoggle.curation.commands", "publish"),
 ]
 
 
