@@ -113,8 +113,13 @@ def iter_hub_rows(dataset_id: str, split: str | None = None, config: str | None 
     streams = load_dataset(dataset_id, name=config, split=split, streaming=True)
     named = {split: streams} if split else dict(streams)
     for split_name, stream in named.items():
-        for index, row in enumerate(stream, start=1):
-            yield RowRead(f"hub:{dataset_id}/{split_name}", index, row=row)
+        name, index = f"hub:{dataset_id}/{split_name}", 0
+        try:
+            for index, row in enumerate(stream, start=1):
+                yield RowRead(name, index, row=row)
+        except Exception as exc:  # e.g. files of one split that `datasets` cannot cast to one schema
+            # The rest of this split cannot be read: report where it stopped and go on with the next split.
+            yield RowRead(name, index + 1, error=f"stream failed: {type(exc).__name__}: {str(exc)[:300]}")
 
 
 def _source_rows(source: str, split: str | None, config: str | None) -> Iterator[RowRead]:
