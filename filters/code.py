@@ -131,6 +131,8 @@ def _functional_verdict(result: ExecResult) -> Verdict:
         return _verdict("fail", "wrong_answer")
     if harness.startswith("memory_limit"):
         return _verdict("fail", "memory_limit")
+    if harness.startswith("exited_early"):  # SystemExit raised before check() returned
+        return _verdict("fail", "exited_early")
     if harness.startswith("error:") or result.exit_code:
         return _verdict("fail", "runtime_error")
     return _verdict("fail", "exited_early")  # exit 0 (or exited_early:*) without the harness's nonce

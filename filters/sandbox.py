@@ -87,6 +87,9 @@ START_TIMEOUT_S = 30.0  # a loaded 2-core machine can take seconds to start an i
 ANSWER_GRACE_S = 5.0  # how much longer than the program's wall limit the zygote may take to answer
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32")
 CGROUP_PREFIX = "thinktoggle-sandbox-"
+# bwrap's --die-with-parent is PR_SET_PDEATHSIG, which fires when the *thread* that forked it exits: sandboxes
+# started from a short-lived worker thread would die with it. One long-lived thread starts them all.
+_SPAWNER = ThreadPoolExecutor(1, thread_name_prefix="sandbox-spawner")
 
 Mode = Literal["script", "functional"]
 Status = Literal["ok", "timeout", "memory_limit", "output_limit", "crashed", "sandbox_error"]
@@ -301,7 +304,8 @@ class SandboxProcess:
                 self._private_dir = tempfile.TemporaryDirectory(prefix="thinktoggle-unsafe-")
                 cwd, env = self._private_dir.name, {"PATH": "/usr/bin:/bin", "HOME": self._private_dir.name}
                 cmd = zygote_argv(once, contained=False)
-            self.proc = subprocess.Popen(
+            self.proc = _SPAWNER.submit(
+                subprocess.Popen,
                 cmd,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -310,7 +314,7 @@ class SandboxProcess:
                 cwd=cwd,
                 env=env,
                 start_new_session=True,
-            )
+            ).result()
         except BaseException:
             os.close(info_r)
             os.close(info_w)
