@@ -64,9 +64,10 @@ def _jobs(executor: Any) -> str:
     return f"1 sbatch job: {executor.tasks} task(s), {at_once} at once on {executor.nodes_per_task} node(s)"
 
 
-def _short(path: Path) -> str:
+def _short(path: Path, root: Path) -> str:
+    """A path inside the run folder relative to it (the table's title names the folder)."""
     try:
-        return str(path.relative_to(Path.cwd()))
+        return str(path.relative_to(root)) + "/"
     except ValueError:
         return str(path)
 
@@ -87,13 +88,13 @@ def print_plan(
         table.add_column(column, overflow="fold", no_wrap=column in ("#", "stage", "GPUs/task"))
     for index, step in enumerate(selected, 1):
         executor = step.section.executor
-        inputs = ", ".join(_short(p) for p in step.inputs) or "(sources in config)"
+        inputs = ", ".join(_short(p, layout.root) for p in step.inputs) or "(sources in config)"
         table.add_row(
             str(index),
             f"{step.name}\n[dim]{escape(step.spec.summary)}[/dim]" if step.spec.summary else step.name,
             _status(layout, recipe, step),
             escape(inputs),
-            escape(_short(step.spec.kept_dir(step.out_dir))),
+            escape(_short(step.spec.kept_dir(step.out_dir), layout.root)),
             escape("\n".join(engines(step.section.config)) or "-"),
             executor.type + (f" ({executor.partition})" if executor.type == "slurm" else ""),
             str(executor.gpus_per_task),

@@ -169,10 +169,12 @@ def _compose_text(text: str, name: str) -> yaml.MappingNode:
         raise RecipeError([f"{line}: invalid YAML: {exc.problem or exc.context}"]) from None
     if node is None:
         raise RecipeError([f"{name}:1: empty recipe"])
-    if not isinstance(node, yaml.MappingNode):
-        raise RecipeError([f"{_where(node)}: a recipe is a mapping of sections (name, out_dir, executor, stages)"])
     for mark_holder in _walk(node):
         mark_holder.start_mark.name = name
+    if not isinstance(node, yaml.MappingNode):
+        raise RecipeError(
+            [f"{_where(node)}: a recipe is a mapping of sections (name, out_dir, executor, one per stage)"]
+        )
     return node
 
 
@@ -523,8 +525,11 @@ def recipe_from_node(
                     stage_executor = build_dataclass(
                         ExecutorConfig, _merged_executor_node(default_exec_node, exec_item[1]), f"{stage_name}.executor"
                     )
-                except _Invalid as exc:
-                    problems.extend(exc.problems)
+                except _Invalid as exc:  # a bad default is reported once, under `executor.`
+                    own = [
+                        p for p in exc.problems if p.replace(f" {stage_name}.executor.", " executor.") not in problems
+                    ]
+                    problems.extend(own)
         try:
             config = build_dataclass(config_cls, body, stage_name)
         except _Invalid as exc:

@@ -28,6 +28,7 @@ def run(
     """Run a recipe's stages in order; a rerun skips completed stages and resumes a partial one."""
     from thinktoggle.curation.recipe import RecipeError, load_recipe
     from thinktoggle.curation.runner import RunError, run_recipe
+    from thinktoggle.curation.slurm import SlurmPlanError
     from thinktoggle.curation.stage_table import StageUnavailable
     from thinktoggle.schemas.io import InputError
 
@@ -48,7 +49,7 @@ def run(
         for problem in exc.problems:
             err.print(f"  {escape(problem)}", highlight=False)
         raise typer.Exit(2) from None
-    except (RunError, StageUnavailable, InputError, FileNotFoundError) as exc:
+    except (RunError, StageUnavailable, SlurmPlanError, InputError, FileNotFoundError) as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from None
     if result.submitted:

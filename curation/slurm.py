@@ -23,8 +23,18 @@ from typing import Any
 from thinktoggle.curation.executors import ExecutorConfig, make_executor
 
 
-def allocation(executor: ExecutorConfig) -> ExecutorConfig:
+class SlurmPlanError(ValueError):
+    """A stage's executor settings that a one-job-per-stage chain cannot honour."""
+
+
+def allocation(executor: ExecutorConfig, stage: str = "stage") -> ExecutorConfig:
     """The Slurm request for one stage job: the per-task resources times the tasks that run at once."""
+    if executor.nodes_per_task != 1:
+        # srun would start the stage once per node; a stage job runs its tasks on one node.
+        raise SlurmPlanError(
+            f"{stage}.executor.nodes_per_task: a stage runs as one job on one node under `thinktoggle run`; "
+            f"got {executor.nodes_per_task} (multi-node stages: run the stage's own command with a slurm executor)"
+        )
     at_once = executor.tasks if executor.workers == -1 else max(1, min(executor.workers, executor.tasks))
     return dataclasses.replace(
         executor,
@@ -67,7 +77,7 @@ def stage_executor(recipe: Any, step: Any, layout: Any, stages: dict[str, Any], 
     root = layout.root.resolve()
     job = RunStageJob(str(root / "recipe.resolved.yaml"), str(root), step.name, stages)
     return make_executor(
-        allocation(step.section.executor),
+        allocation(step.section.executor, step.name),
         [job],
         root / ".slurm" / step.name,
         job_name=f"{recipe.name}-{step.name}",
