@@ -264,10 +264,9 @@ class ModChainSpec:
 
 
 def mod_chain_prompt(problem: dict[str, Any]) -> str:
+    # Short on purpose: every prompt token is paid for at every training step of the demo's tiny model.
     chain = str(problem["start"]) + "".join(f"{op}{operand}=_" for op, operand in problem["steps"])
-    return (
-        f"Fill in the blanks, left to right, modulo {problem['modulus']}: {chain} Put the final answer in \\boxed{{}}."
-    )
+    return f"Fill in the blanks mod {problem['modulus']}: {chain}"
 
 
 def solve_mod_chain(problem: dict[str, Any]) -> tuple[str, str]:
