@@ -22,7 +22,7 @@ WORKERS = typer.Option(1, "--workers", help="tasks run at once (-1: all)")
 def _fail(message: str) -> None:
     from rich.markup import escape
 
-    err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
