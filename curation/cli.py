@@ -60,6 +60,10 @@ def ingest(
 
     if reasoning not in (None, "on", "off"):
         raise typer.BadParameter("must be 'on' or 'off'", param_hint="--reasoning")
+    from thinktoggle.schemas.record import CATEGORIES
+
+    if category is not None and category not in CATEGORIES:  # a typo would otherwise select nothing, silently
+        raise typer.BadParameter(f"must be one of {', '.join(CATEGORIES)}", param_hint="--category")
     try:
         summary = run_ingest(
             sources,

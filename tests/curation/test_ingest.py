@@ -220,6 +220,9 @@ def test_bad_invocations_write_nothing(tmp_path):
     source = write_jsonl(tmp_path / "rows.jsonl", [v11_row("a")])
     bad_mode = invoke("ingest", str(source), "--out", str(tmp_path / "o1"), "--reasoning", "maybe")
     assert bad_mode.exit_code == 2 and "on' or 'off" in bad_mode.output
+    bad_category = invoke("ingest", str(source), "--out", str(tmp_path / "o1"), "--category", "maths")
+    assert bad_category.exit_code == 2 and "must be one of math, code" in bad_category.output
+    assert not (tmp_path / "o1").exists()
     missing = invoke("ingest", str(source), str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "o2"))
     assert missing.exit_code == 2 and "missing.jsonl" in missing.output
     assert not (tmp_path / "o2").exists() or not any((tmp_path / "o2").glob("*.parquet"))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from thinktoggle.schemas.think import (
@@ -88,6 +88,7 @@ def test_a_missing_opening_tag_is_repaired_by_composing():
 _PIECE = st.text(alphabet=st.characters(blacklist_characters="<>"), max_size=30).filter(lambda s: s.strip())
 
 
+@settings(deadline=None)
 @given(_PIECE, _PIECE)
 def test_compose_then_split_gives_back_the_stripped_pieces(reasoning, answer):
     split = split_output(compose_output(reasoning, answer))
