@@ -240,6 +240,18 @@ def _pids_cgroup_root() -> Path | None:
     return None
 
 
+def sweep_stale_cgroups(root: Path, min_age_s: float = 300.0) -> int:
+    """Remove empty sandbox cgroups left by a host process that was SIGKILLed. Only old ones: a fresh, still
+    empty cgroup may belong to a sandbox that another process is starting right now."""
+    removed = 0
+    for path in root.glob(f"{CGROUP_PREFIX}*"):
+        with contextlib.suppress(OSError):
+            if time.time() - path.stat().st_mtime > min_age_s and not (path / "cgroup.procs").read_text().strip():
+                path.rmdir()
+                removed += 1
+    return removed
+
+
 class PidsCgroup:
     """One sandbox's cgroup: `pids.max` bounds every process in it, root-owned or not."""
 
@@ -473,6 +485,8 @@ class Sandbox:
             log.warning("running untrusted code WITHOUT a sandbox (allow_unsafe=True)")
             self._bwrap = None
         self._cgroup_root = _pids_cgroup_root() if self._bwrap else None
+        if self._cgroup_root is not None:
+            sweep_stale_cgroups(self._cgroup_root)
         if self._bwrap and self._cgroup_root is None:
             log.warning(
                 "no writable pids cgroup: the sandbox's process count is bounded by RLIMIT_NPROC only, which does "
