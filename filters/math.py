@@ -45,36 +45,41 @@ _LATEX_COMMAND = re.compile(r"\\[A-Za-z]+")
 
 
 def last_boxed(text: str) -> str | None:
-    """The content of the last complete `\\boxed{…}` (or `\\fbox{…}`) in `text`, braces balanced."""
-    starts = sorted((m.start(), m.end()) for cmd in BOX_COMMANDS for m in re.finditer(re.escape(cmd) + r"\s*\{", text))
-    for _, open_end in reversed(starts):
-        content = _balanced(text, open_end)
-        if content is not None:
-            return content
+    """The content of the last complete `\\boxed{…}` (or `\\fbox{…}`) in `text`, braces balanced.
+
+    One pass over the text (outputs are untrusted: a run of unclosed boxes must not cost quadratic time).
+    """
+    opens = [m.end() for cmd in BOX_COMMANDS for m in re.finditer(re.escape(cmd) + r"\s*\{", text)]
+    if not opens:
+        return None
+    closing = _matching_braces(text)
+    for content_start in sorted(opens, reverse=True):
+        close = closing.get(content_start - 1)
+        if close is not None:
+            return text[content_start:close]
     return None
 
 
-def _balanced(text: str, start: int) -> str | None:
-    """The text from `start` up to the `}` that closes the `{` just before it; escaped braces don't count."""
-    depth = 1
-    i = start
+def _matching_braces(text: str) -> dict[int, int]:
+    """Position of each `{` -> position of the `}` that closes it; escaped braces (`\\{`, `\\}`) are literal."""
+    matches: dict[int, int] = {}
+    stack: list[int] = []
+    i = 0
     while i < len(text):
         ch = text[i]
         if ch == "\\":
-            i += 2  # skip the escaped character (\{ and \} are literal braces)
+            i += 2
             continue
         if ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-            if depth == 0:
-                return text[start:i]
+            stack.append(i)
+        elif ch == "}" and stack:
+            matches[stack.pop()] = i
         i += 1
-    return None
+    return matches
 
 
 def _clean(answer: str) -> str:
-    answer = answer.strip().strip("*").strip()
+    answer = answer.strip().strip("*").strip().rstrip(".").strip()
     for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
         if answer.startswith(left) and answer.endswith(right) and len(answer) >= len(left) + len(right):
             answer = answer[len(left) : len(answer) - len(right)].strip()
@@ -185,3 +190,11 @@ def verify_math(output: str, expected: str | None, timeout_s: float = 10.0) -> V
 
     with MathVerifierPool(processes=1, row_timeout_s=timeout_s) as pool:
         return pool.verify_many([(output, expected)])[0].to_verdict()
+
+
+def verify_math_many(pairs: list[tuple[str, str | None]], timeout_s: float = 10.0, processes: int = 1) -> list[Verdict]:
+    """`verify_math` for many (output, expected) pairs on one pool of warm workers (start-up paid once)."""
+    from thinktoggle.filters.math_pool import MathVerifierPool
+
+    with MathVerifierPool(processes=processes, row_timeout_s=timeout_s) as pool:
+        return [outcome.to_verdict() for outcome in pool.verify_many(pairs)]

@@ -111,16 +111,18 @@ class MathVerifierPool:
         worker.proc.wait()
         for pipe in (worker.proc.stdin, worker.proc.stdout):
             if pipe is not None:
-                pipe.close()
+                with contextlib.suppress(OSError):
+                    pipe.close()
 
     def close(self) -> None:
-        for worker in self._workers:
-            try:
+        for worker in self._workers:  # a worker exits when its input ends: tell them all, then wait
+            with contextlib.suppress(OSError):
                 if worker.proc.stdin:
-                    worker.proc.stdin.close()  # a worker exits when its input ends
-                worker.proc.wait(timeout=2)
-            except (subprocess.TimeoutExpired, OSError):
-                pass
+                    worker.proc.stdin.close()
+        deadline = time.monotonic() + 2
+        for worker in self._workers:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                worker.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
             self._kill(worker)
         self._workers = []
 

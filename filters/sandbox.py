@@ -88,8 +88,20 @@ ANSWER_GRACE_S = 5.0  # how much longer than the program's wall limit the zygote
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32")
 CGROUP_PREFIX = "thinktoggle-sandbox-"
 # bwrap's --die-with-parent is PR_SET_PDEATHSIG, which fires when the *thread* that forked it exits: sandboxes
-# started from a short-lived worker thread would die with it. One long-lived thread starts them all.
-_SPAWNER = ThreadPoolExecutor(1, thread_name_prefix="sandbox-spawner")
+# started from a short-lived worker thread would die with it. One long-lived thread starts them all (one per
+# process: a forked worker process inherits the executor object but not its thread).
+_spawner: tuple[int, ThreadPoolExecutor] | None = None
+_spawner_lock = threading.Lock()
+
+
+def _spawn(*args, **kwargs) -> subprocess.Popen:
+    global _spawner
+    with _spawner_lock:
+        if _spawner is None or _spawner[0] != os.getpid():
+            _spawner = (os.getpid(), ThreadPoolExecutor(1, thread_name_prefix="sandbox-spawner"))
+        executor = _spawner[1]
+    return executor.submit(subprocess.Popen, *args, **kwargs).result()
+
 
 Mode = Literal["script", "functional"]
 Status = Literal["ok", "timeout", "memory_limit", "output_limit", "crashed", "sandbox_error"]
@@ -305,19 +317,21 @@ class SandboxProcess:
         self._private_dir: tempfile.TemporaryDirectory | None = None
         info_r, info_w = os.pipe()
         try:
+            if cgroup_root is not None:
+                self.cgroup = PidsCgroup(cgroup_root, limits.processes + 3)  # + bwrap, init, zygote
             if bwrap is not None:
                 cmd = bwrap_command(bwrap, limits, zygote_argv(once, contained=True), info_fd=info_w)
                 cwd, env = "/", {"PATH": "/usr/bin:/bin"}
-                if cgroup_root is not None:
-                    self.cgroup = PidsCgroup(cgroup_root, limits.processes + 3)  # + bwrap, init, zygote
-                    # Join the cgroup before exec'ing bwrap, so no process of the sandbox is ever outside it.
-                    cmd = ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', self.cgroup.procs_file, *cmd]
             else:  # unsafe: a plain host process in a private folder
                 self._private_dir = tempfile.TemporaryDirectory(prefix="thinktoggle-unsafe-")
                 cwd, env = self._private_dir.name, {"PATH": "/usr/bin:/bin", "HOME": self._private_dir.name}
                 cmd = zygote_argv(once, contained=False)
-            self.proc = _SPAWNER.submit(
-                subprocess.Popen,
+                if self.cgroup is not None:  # lets the zygote kill daemons that left the program's group
+                    cmd += ["--cgroup-procs", self.cgroup.procs_file]
+            if self.cgroup is not None:
+                # Join the cgroup before exec'ing, so no process of the sandbox is ever outside it.
+                cmd = ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', self.cgroup.procs_file, *cmd]
+            self.proc = _spawn(
                 cmd,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -326,7 +340,7 @@ class SandboxProcess:
                 cwd=cwd,
                 env=env,
                 start_new_session=True,
-            ).result()
+            )
         except BaseException:
             os.close(info_r)
             os.close(info_w)
@@ -484,10 +498,10 @@ class Sandbox:
                 raise
             log.warning("running untrusted code WITHOUT a sandbox (allow_unsafe=True)")
             self._bwrap = None
-        self._cgroup_root = _pids_cgroup_root() if self._bwrap else None
+        self._cgroup_root = _pids_cgroup_root()
         if self._cgroup_root is not None:
             sweep_stale_cgroups(self._cgroup_root)
-        if self._bwrap and self._cgroup_root is None:
+        if self._cgroup_root is None:
             log.warning(
                 "no writable pids cgroup: the sandbox's process count is bounded by RLIMIT_NPROC only, which does "
                 "not bind when running as root (a fork bomb is then stopped only by the wall-clock timeout)"

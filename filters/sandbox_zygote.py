@@ -194,10 +194,23 @@ def _run_functional(code: str, test: str, entry_point: str) -> int:
 # --- the zygote side of one program ----------------------------------------------------------------------
 
 
+CGROUP_PROCS = ""  # unsafe mode: our pids cgroup's member list, if the host gave us one
+
+
+def _cgroup_members() -> list[int]:
+    if not CGROUP_PROCS:
+        return []
+    try:
+        with open(CGROUP_PROCS) as f:
+            return [int(p) for p in f.read().split() if int(p) != os.getpid()]
+    except OSError:
+        return []
+
+
 def _others_alive(contained: bool, pgid: int) -> list[int]:
     """Processes still alive in the sandbox other than the init (pid 1) and us."""
     if not contained:
-        return []
+        return _cgroup_members()
     me = os.getpid()
     return [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in (1, me)]
 
@@ -209,9 +222,10 @@ def _kill_all(contained: bool, pgid: int) -> None:
         # cannot outrun this loop for long.
         with contextlib.suppress(ProcessLookupError):
             os.kill(-1, signal.SIGKILL)
-    else:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)
+    else:  # no pid namespace: the program's process group, and whatever else is in our cgroup (daemons)
+        for target in (-pgid, *_cgroup_members()):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(target, signal.SIGKILL)
 
 
 def _clean_up(contained: bool, pgid: int) -> tuple[bool, str]:
@@ -345,8 +359,10 @@ def _serve_one(header: dict, payload: bytearray, contained: bool) -> None:
 
 
 def main() -> None:
-    global WORKDIR
+    global WORKDIR, CGROUP_PROCS
     contained = "--contained" in sys.argv  # alone in a fresh pid namespace (bubblewrap)
+    if "--cgroup-procs" in sys.argv:
+        CGROUP_PROCS = sys.argv[sys.argv.index("--cgroup-procs") + 1]
     if not contained:  # unsafe mode: the host made our cwd a private temporary folder
         WORKDIR = os.path.join(os.getcwd(), "work")
     if contained and os.getpid() > 3:

@@ -18,7 +18,6 @@ the ranks that completed (datatrove's completion markers) and merges every rank'
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import time
 from collections import defaultdict
@@ -35,6 +34,7 @@ from thinktoggle.filters.length import LengthConfig, length_verdict, make_token_
 from thinktoggle.filters.majority import MajorityConfig, majority_vote
 from thinktoggle.filters.repetition import RepetitionConfig, repetition_verdict
 from thinktoggle.filters.steps import (
+    FILTER_ERROR,
     FilterStageWriter,
     KeepPolicy,
     RecordFilter,
@@ -75,6 +75,7 @@ class CodeConfig:
     cpu_s: int = 5
     memory_mb: int = 1024
     workers: int = 1  # concurrent sandboxes per rank
+    batch_size: int = 16  # rows handed to the sandboxes at once
     allow_unsafe: bool = False  # run code WITHOUT isolation when bubblewrap is missing (never on real data)
 
 
@@ -211,46 +212,47 @@ class MathFilter(RecordFilter):
 
 
 class CodeFilter(RecordFilter):
-    """Code rows: `thinktoggle.filters.code.verify_code` runs the final answer's program against the tests."""
+    """Code rows: `thinktoggle.filters.code` runs the final answer's program against the row's tests.
+
+    One warm sandbox pool per rank (`workers` sandboxes), shared by every batch of the rank.
+    """
 
     filter_name = "code"
 
     def __init__(self, config: CodeConfig, keep: KeepPolicy) -> None:
-        super().__init__(keep)
+        super().__init__(keep, batch_size=config.batch_size)
         self.config = config
-        self._verify = None
-        self._kwargs: dict[str, Any] = {}
+        self._sandbox = None
 
-    def _setup(self) -> None:
-        from thinktoggle.filters import code
-        from thinktoggle.filters.sandbox import SandboxLimits
+    def judge_batch(self, records: list[Record]) -> list[Verdict | None]:
+        from thinktoggle.filters.code import verify_code_batch
+        from thinktoggle.filters.sandbox import Sandbox, SandboxLimits
 
-        limits = SandboxLimits(wall_s=self.config.wall_s, cpu_s=self.config.cpu_s, memory_mb=self.config.memory_mb)
-        accepted = inspect.signature(code.verify_code).parameters
-        self._kwargs = {"limits": limits}
-        if "sandbox" in accepted:  # one warm sandbox pool per rank, when verify_code can share one
-            from thinktoggle.filters.sandbox import Sandbox
-
-            self._sandbox = Sandbox(limits=limits, workers=self.config.workers, allow_unsafe=self.config.allow_unsafe)
-            self._kwargs["sandbox"] = self._sandbox
-        elif "allow_unsafe" in accepted:
-            self._kwargs["allow_unsafe"] = self.config.allow_unsafe
-        self._verify = code.verify_code
-
-    def judge(self, record: Record) -> Verdict | None:
-        if record.category not in self.config.categories:
-            return None
-        if self._verify is None:
-            self._setup()
-        return self._verify(record, **self._kwargs)
+        verdicts: list[Verdict | None] = [None] * len(records)
+        todo = [i for i, r in enumerate(records) if r.category in self.config.categories]
+        if not todo:
+            return verdicts
+        if self._sandbox is None:
+            limits = SandboxLimits(wall_s=self.config.wall_s, cpu_s=self.config.cpu_s, memory_mb=self.config.memory_mb)
+            self._sandbox = Sandbox(
+                limits, warm=True, workers=self.config.workers, allow_unsafe=self.config.allow_unsafe
+            )
+        try:
+            results = verify_code_batch([records[i] for i in todo], workers=self.config.workers, sandbox=self._sandbox)
+        except Exception as exc:  # noqa: BLE001 - the batch could not be judged: its rows fail, the rank goes on
+            error = Verdict(self.filter_name, "error", f"{FILTER_ERROR}: {type(exc).__name__}: {exc}"[:500])
+            results = [error] * len(todo)
+        for i, verdict in zip(todo, results, strict=True):
+            verdicts[i] = verdict
+        return verdicts
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         try:
             yield from super().run(data, rank, world_size)
         finally:
-            sandbox = getattr(self, "_sandbox", None)
-            if sandbox is not None:
-                sandbox.close()
+            if self._sandbox is not None:
+                self._sandbox.close()
+                self._sandbox = None
 
 
 def build_filters(config: FilterConfig) -> list[RecordFilter]:

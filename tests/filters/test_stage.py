@@ -1,0 +1,222 @@
+"""The filter stage end to end: real datatrove executors, real worker pools and sandbox, real parquet."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+from _filter_rows import off, on, record
+from datatrove.data import Document
+
+from thinktoggle.curation.executors import ExecutorConfig
+from thinktoggle.filters.length import LengthConfig
+from thinktoggle.filters.stage import FilterConfig, MathConfig, run_filter
+from thinktoggle.filters.steps import OUTCOME, KeepPolicy, RecordFilter, RecordReader
+from thinktoggle.schemas.arrow import PUBLISHED_WITH_VERDICTS_SCHEMA, RECORD_SCHEMA
+from thinktoggle.schemas.convert import record_to_arrow_row, record_to_row
+from thinktoggle.schemas.io import ShardWriter, iter_rows
+from thinktoggle.schemas.published import row_problems
+from thinktoggle.schemas.record import Verdict
+
+BOX = "Put the final answer in \\boxed{}."
+LOOP = "Wait, let me recompute the sum of the first terms again carefully. " * 60
+ADD_TESTS = {"entry_point": "add", "test": "def check(candidate):\n    assert candidate(2, 3) == 5\n"}
+
+
+def stage_rows():
+    """(record, where it must end up: kept | (filter, reason))."""
+    rows = [
+        (on("2+2=4", "\\boxed{4}", prompt=f"2+2? {BOX}", gold="4"), "kept"),
+        (off("\\boxed{5}", prompt=f"2+2? {BOX}", gold="4"), ("math", "wrong_answer")),
+        (on("it is \\boxed{6}", "I have finished.", prompt="3+3?", gold="6"), ("math", "no_answer")),
+        (on("big", "\\boxed{9^{387420489}}", prompt="trap?", gold="9^{9^9}"), ("math", "timeout")),
+        (off("\\boxed{7}", prompt="lonely, no gold"), ("math", "no_gold")),
+        (record("no think here", "on", category="chat", prompt="hi"), ("format", "no_think")),
+        (record("<think>\nx\n</think>\n\nhello", "off", category="chat", prompt="hi"), ("format", "think_in_off_mode")),
+        (off("word " * 100, category="chat", prompt="long"), ("length", "too_long")),
+        (on(LOOP, "done", category="chat", prompt="loop"), ("repetition", "repetition")),
+        (off("Hello there!", category="chat", prompt="hello"), "kept"),
+        (
+            off("```python\ndef add(a, b):\n    return a + b\n```", category="code", prompt="add", tests=ADD_TESTS),
+            "kept",
+        ),
+        (
+            off("```python\ndef add(a, b):\n    return a - b\n```", category="code", prompt="add", tests=ADD_TESTS),
+            ("code", "wrong_answer"),
+        ),
+    ]
+    # three samples of one prompt without gold: two agree (kept), one does not (minority)
+    for sample, answer in enumerate(["\\frac{1}{2}", "0.5", "3"]):
+        want = "kept" if sample < 2 else ("math", "minority")
+        rows.append((on("vote", f"\\boxed{{{answer}}}", prompt=f"half? {BOX}", sample=sample), want))
+    return rows
+
+
+def write_inputs(folder: Path) -> list[Path]:
+    """Half the rows as published jsonl (plus two bad rows), half as internal-record parquet."""
+    rows = stage_rows()
+    jsonl = folder / "rows.jsonl"
+    with jsonl.open("w") as handle:
+        for rec, _ in rows[::2]:
+            handle.write(json.dumps(record_to_row(rec)) + "\n")
+        handle.write("{not json\n")  # unreadable
+        bad = record_to_row(rows[0][0]) | {"reasoning": "maybe"}
+        handle.write(json.dumps(bad) + "\n")  # schema-invalid: field reasoning
+    with ShardWriter(folder / "records", RECORD_SCHEMA) as writer:
+        for rec, _ in rows[1::2]:
+            writer.write(record_to_arrow_row(rec))
+    return [jsonl, folder / "records"]
+
+
+@pytest.fixture(scope="module")
+def stage_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("filter-stage")
+    inputs = write_inputs(folder)
+    config = FilterConfig(
+        length=LengthConfig(max_tokens_off=300, bytes_per_token=1.0),
+        math=MathConfig(row_timeout_s=4.0),
+    )
+    out = folder / "out"
+    stats = run_filter(config, inputs, out, ExecutorConfig(tasks=2, workers=2))
+    return config, inputs, out, stats
+
+
+def test_every_record_is_accounted_for(stage_run):
+    _, _, out, stats = stage_run
+    written = json.loads((out / "stats.json").read_text())
+    n = len(stage_rows()) + 2
+    assert written["in"] == stats.n_in == n
+    assert written["in"] == written["kept"] + written["dropped"] + written["failed"]
+    assert {"in", "kept", "dropped", "failed", "by_filter"} <= set(written)
+    rows_out = {
+        name: pl.read_parquet(out / name).height if (out / name).exists() else 0
+        for name in ("kept", "dropped", "failed")
+    }
+    assert rows_out == {"kept": written["kept"], "dropped": written["dropped"], "failed": written["failed"]}
+    assert (out / "logs" / "completions" / "00000").exists() and (out / "logs" / "completions" / "00001").exists()
+
+
+def test_each_record_ends_where_it_should(stage_run):
+    _, _, out, stats = stage_run
+    expected_kept = sum(1 for _, want in stage_rows() if want == "kept")
+    assert stats.kept == expected_kept
+    dropped = pl.read_parquet(out / "dropped")
+    got = sorted(zip(dropped["filter"].to_list(), dropped["reason"].to_list(), strict=True))
+    assert got == sorted(want for _, want in stage_rows() if want != "kept")
+    assert all(":" in source for source in dropped["source"].to_list())  # file:line
+
+
+def test_by_filter_counts(stage_run):
+    _, _, _, stats = stage_run
+    by = stats.by_filter
+    assert by["format"]["dropped"] == {"no_think": 1, "think_in_off_mode": 1}
+    assert by["format"]["kept"] == len(stage_rows()) - 2  # every readable row reached format
+    assert by["math"]["dropped"] == {"wrong_answer": 1, "no_answer": 1, "timeout": 1, "no_gold": 1, "minority": 1}
+    assert by["code"]["dropped"] == {"wrong_answer": 1}
+    assert by["code"]["kept"] == stats.kept  # the last filter lets through exactly what is kept
+
+
+def test_unreadable_rows_fail_with_file_line_and_field(stage_run):
+    _, inputs, out, stats = stage_run
+    assert stats.failed == {"unreadable_row": 2}
+    line = len(stage_rows()[::2]) + 1  # the first bad line, after the good rows
+    details = sorted(pl.read_parquet(out / "failed")["detail"].to_list())
+    assert details[0].startswith(f"{inputs[0]}:{line + 1}: reasoning")
+    assert details[1].startswith(f"{inputs[0]}:{line}: (row): malformed JSON")
+
+
+def test_kept_rows_are_published_rows_with_verdicts(stage_run):
+    _, _, out, _ = stage_run
+    for shard in (out / "kept").glob("*.parquet"):
+        assert pq.read_schema(shard).remove_metadata() == PUBLISHED_WITH_VERDICTS_SCHEMA
+    reads = list(iter_rows([out / "kept"]))
+    assert reads and all(r.error is None for r in reads)
+    for read in reads:
+        problems = list(row_problems({k: v for k, v in read.row.items() if v is not None}))
+        assert problems == [], (read.where, problems)
+        filters = [v["filter"] for v in read.row["verdicts"]]
+        assert filters[:3] == ["format", "length", "repetition"]
+        assert all(v["verdict"] == "pass" for v in read.row["verdicts"])
+    kept = pl.read_parquet(out / "kept")
+    majority = [v for vs in kept["verdicts"].to_list() for v in vs if v["reason"].startswith("majority")]
+    assert len(majority) == 2 and "agree on" in majority[0]["reason"]
+
+
+def test_kept_loads_with_datasets(stage_run):
+    from datasets import load_dataset
+
+    _, _, out, stats = stage_run
+    dataset = load_dataset("parquet", data_files=str(out / "kept" / "*.parquet"), split="train")
+    assert len(dataset) == stats.kept
+    assert {"input", "output", "reasoning", "system_prompt", "verdicts"} <= set(dataset.column_names)
+
+
+def test_rerun_skips_completed_ranks(stage_run):
+    config, inputs, out, stats = stage_run
+    shards = {p: p.stat().st_mtime_ns for p in (out / "kept").glob("*.parquet")}
+    again = run_filter(config, inputs, out, ExecutorConfig(tasks=2, workers=2))
+    assert again.to_dict() == stats.to_dict()
+    assert {p: p.stat().st_mtime_ns for p in (out / "kept").glob("*.parquet")} == shards  # nothing rewritten
+    with pytest.raises(ValueError, match="another config"):
+        run_filter(FilterConfig(only=("format",)), inputs, out, ExecutorConfig(tasks=2, workers=2))
+
+
+def test_reader_sends_all_samples_of_a_prompt_to_one_rank(tmp_path):
+    inputs = write_inputs(tmp_path)
+    seen = {}
+    for rank in range(3):
+        for doc in RecordReader([str(p) for p in inputs]).run(None, rank, 3):
+            key = doc.metadata.get("pair_id") or doc.id
+            assert seen.setdefault(key, rank) == rank
+    assert len(seen) == len({r.pair_id for r, _ in stage_rows()}) + 2  # + the two unreadable rows
+
+
+class _Exploding(RecordFilter):
+    filter_name = "exploding"
+
+    def judge(self, record):
+        raise KeyError("boom")
+
+
+def test_a_filter_that_cannot_judge_a_row_fails_it_and_goes_on():
+    from thinktoggle.schemas.convert import record_to_document
+
+    docs = [record_to_document(off("a")), record_to_document(off("b"))]
+    for doc in docs:
+        doc.metadata[OUTCOME] = None
+    out = list(_Exploding().run(iter(docs)))
+    assert len(out) == 2
+    assert all(d.metadata[OUTCOME]["status"] == "failed" for d in out)
+    assert out[0].metadata[OUTCOME]["reason"] == "filter_error"
+    assert "KeyError" in out[0].metadata[OUTCOME]["detail"]
+    assert isinstance(out[0], Document)
+
+
+@pytest.mark.parametrize(
+    ("entries", "verdict", "kept"),
+    [
+        (("pass",), Verdict("math", "pass"), True),
+        (("pass",), Verdict("math", "unverifiable", "no_gold"), False),
+        (("pass", "unverifiable:no_gold"), Verdict("math", "unverifiable", "no_gold"), True),
+        (("pass", "unverifiable:no_gold"), Verdict("math", "unverifiable", "timeout"), False),
+        (("pass", "math:unverifiable"), Verdict("math", "unverifiable", "timeout"), True),
+        (("pass", "math:unverifiable"), Verdict("code", "unverifiable", "no_tests"), False),
+        (("pass", "fail"), Verdict("math", "error", "worker_died"), False),  # errors are never kept
+    ],
+)
+def test_keep_policy(entries, verdict, kept):
+    assert KeepPolicy(entries).keeps(verdict) is kept
+
+
+@pytest.mark.parametrize("bad", [(), ("maybe",), ("math:maybe",), ("pass:a:b",)])
+def test_keep_policy_is_validated(bad):
+    with pytest.raises(ValueError, match="keep"):
+        KeepPolicy(bad)
+
+
+def test_config_is_validated():
+    with pytest.raises(ValueError, match="unknown filter"):
+        FilterConfig(only=("math", "spelling"))
