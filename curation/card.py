@@ -180,7 +180,7 @@ def write_card(
         f"**{total:,} rows** in config `{config.config_name}`, one split per category: {splits}.",
         "## Loading\n\n```python\nfrom datasets import load_dataset\n\n"
         f'ds = load_dataset("<this repo or folder>", "{config.config_name}")\n'
-        f'math = ds["{categories[0] if categories else "math"}"]\n```\n\n'
+        f'split = ds["{categories[0] if categories else "math"}"]\n```\n\n'
         "```python\nimport polars as pl\n\n"
         f'rows = pl.scan_parquet("{config.config_name}/*/*.parquet")\n```',
         "## Columns\n\n`input` (prompt turns: list of {role, content}), `output` (`<think>…</think>` then the answer "

@@ -2,7 +2,8 @@
 
 Two identities hold for a complete run, and `build_funnel` reports any break instead of hiding it:
 - within a stage: in == kept + dropped + failed (StageStats checks it on write; checked again here);
-- between stages: a stage's `in` equals the previous stage's `kept` (it reads exactly those records).
+- between stages: a stage's `in` equals the previous stage's `kept` (it reads exactly those records), except
+  into a stage that fans out (generate's `in` counts prompts x modes x samples).
 """
 
 from __future__ import annotations
@@ -12,13 +13,19 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from thinktoggle.curation.stage_table import STAGE_ORDER
+from thinktoggle.curation.stage_table import STAGE_ORDER, STAGES
 from thinktoggle.schemas.io import atomic_write_text
 from thinktoggle.schemas.stats import StageStats
 
 
 class FunnelError(AssertionError):
     """Records were lost or invented somewhere in the run."""
+
+
+def fans_out(stage: str) -> bool:
+    """A stage whose `in` counts answers to produce (generate: prompts x modes x n), not the records it read."""
+    spec = STAGES.get(stage)
+    return bool(spec is not None and getattr(spec, "fans_out", False))
 
 
 def build_funnel(per_stage: Iterable[StageStats]) -> dict[str, Any]:
@@ -32,7 +39,7 @@ def build_funnel(per_stage: Iterable[StageStats]) -> dict[str, Any]:
                 f" + failed={stats['failed']}"
             )
     for previous, stats in zip(stages, stages[1:], strict=False):
-        if previous["kept"] != stats["in"]:
+        if previous["kept"] != stats["in"] and not fans_out(stats["stage"]):
             breaks.append(f"{previous['stage']}.kept={previous['kept']} != {stats['stage']}.in={stats['in']}")
     reasons = [
         {"stage": s["stage"], "kind": kind, "reason": reason, "rows": n}

@@ -39,6 +39,11 @@ def test_consistent_chain():
     assert {"stage": "filter", "kind": "failed", "reason": "unreadable_row", "rows": 1} in funnel["reasons"]
 
 
+def test_generate_fans_out_without_a_break():
+    funnel = build_funnel([StageStats("sources", n_in=5, kept=5), StageStats("generate", n_in=10, kept=10)])
+    assert funnel["consistent"], funnel["breaks"]
+
+
 def test_breaks_are_named():
     funnel = build_funnel(
         [StageStats("filter", n_in=10, kept=7, dropped={"x": 3}), StageStats("dedup", n_in=8, kept=8)]
