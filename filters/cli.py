@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # error lines name paths: never wrap them
 
 
 def _split(value: str) -> tuple[str, ...]:
