@@ -30,7 +30,7 @@ from datatrove.utils.word_tokenizers import WordTokenizer
 from rich.progress import track
 
 from thinktoggle.curation.executors import ExecutorConfig, make_executor
-from thinktoggle.curation.stage_outputs import StageOutputs, clear_partial, completed_stats
+from thinktoggle.curation.stage_outputs import StageOutputs, clear_partial, completed_stats, refuse_slurm
 from thinktoggle.schemas.io import ShardWriter, discover_files, iter_records
 from thinktoggle.schemas.record import Record
 from thinktoggle.schemas.stats import StageStats
@@ -287,14 +287,13 @@ def run_dedup(
 ) -> StageStats:
     """Deduplicate the records under `inputs` into `out_dir` (kept/, dropped/, failed/, stats.json).
 
-    The scan and apply phases run in this process; MinHash's stages run through `executor` (local or Ray:
-    their outputs are read back here, so a Slurm executor is refused).
+    The scan and apply phases run in this process; MinHash's stages run through `executor` (local or Ray;
+    their outputs are read back here, so a Slurm executor is refused: run the stage inside an allocation).
     """
     out_dir = Path(out_dir)
     if done := completed_stats(out_dir):
         return done
-    if config.minhash.enabled and executor.type == "slurm":
-        raise ValueError("dedup: MinHash results are read back in-process; use a local or ray executor")
+    refuse_slurm(executor, STAGE)
     inputs = discover_files(inputs)
     work, logs = out_dir / ".work", out_dir / "logs"  # both skipped by readers of out_dir
     for stale in (work, logs):  # an unfinished run starts over: its partial outputs cannot be trusted

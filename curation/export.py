@@ -22,7 +22,7 @@ from typing import Any
 from datatrove.pipeline.base import PipelineStep
 
 from thinktoggle.curation.executors import ExecutorConfig, make_executor
-from thinktoggle.curation.stage_outputs import FAILED, UNREADABLE, completed_stats, merge_rank_stats
+from thinktoggle.curation.stage_outputs import FAILED, UNREADABLE, completed_stats, merge_rank_stats, refuse_slurm
 from thinktoggle.schemas.arrow import PUBLISHED_SCHEMA
 from thinktoggle.schemas.convert import record_to_row
 from thinktoggle.schemas.io import ShardWriter, atomic_write_text, discover_files, iter_records
@@ -159,6 +159,7 @@ def run_export(
     out_dir = Path(out_dir)
     if (done := completed_stats(out_dir)) and (not config.card or (out_dir / CARD).exists()):
         return done
+    refuse_slurm(executor, STAGE)
     n_files = len(discover_files(inputs))
     stage_executor = replace(executor, tasks=max(1, min(executor.tasks, n_files)))
     step = ExportStep(inputs, out_dir, config.config_name, config.rows_per_shard)

@@ -161,15 +161,23 @@ class RecordStageStep(PipelineStep):
         outputs.stats.write(Path(self.out_dir) / "ranks" / f"{prefix}.json")
 
 
+def refuse_slurm(executor: ExecutorConfig, stage: str) -> None:
+    """Stages merge their ranks' results in the calling process, which a Slurm array would leave behind."""
+    if executor.type == "slurm":
+        raise ValueError(
+            f"{stage}: merges its ranks' results in this process: run it inside a Slurm allocation with a local "
+            "executor (`thinktoggle run` does this: one Slurm job per stage)"
+        )
+
+
 def run_record_stage(step: RecordStageStep, executor: ExecutorConfig, job_name: str) -> StageStats:
     """Run `step` over its inputs with the configured executor (one task per input file at most)."""
     out_dir = Path(step.out_dir)
+    refuse_slurm(executor, job_name)
     n_files = len(discover_files(step.inputs))
     config = replace(executor, tasks=max(1, min(executor.tasks, n_files)))
     runner = make_executor(config, [step], out_dir / "logs", job_name=job_name)
     runner.run()
-    if config.type == "slurm":
-        raise RuntimeError(f"{job_name}: submitted to Slurm; rerun when the jobs finish to merge their stats")
     incomplete = runner.get_incomplete_ranks(range(config.tasks))
     if incomplete:
         raise RuntimeError(f"{job_name}: ranks {incomplete} did not complete (logs in {out_dir / 'logs'})")

@@ -118,3 +118,9 @@ def test_unreadable_rows_are_failed_with_file_and_line(planted, tmp_path):
 def test_normalise_keeps_what_tells_math_apart():
     assert normalise_text("  What is 3+5?\n") == normalise_text("what   is 3+5?")
     assert normalise_text("What is 3+5?") != normalise_text("What is 3-5?")
+
+
+def test_slurm_executor_is_refused_with_the_way_out(planted, tmp_path):
+    tmp, _ = planted
+    with pytest.raises(ValueError, match="inside a Slurm allocation"):
+        run_dedup(DedupConfig(), [tmp / "in"], tmp_path / "out", ExecutorConfig(type="slurm", partition="cpu"))
