@@ -329,3 +329,10 @@ def test_without_bwrap_it_refuses_unless_unsafe_is_explicit(monkeypatch) -> None
         if unsafe.pids_limited:  # the zygote kills its cgroup's other members: the daemon is gone already
             assert_no_stray_processes()
     assert_no_stray_processes()
+
+
+def test_a_program_that_kills_its_zygote_only_breaks_its_own_sandbox(warm: Sandbox) -> None:
+    result = run(warm, "import os, signal\nos.kill(-1, signal.SIGKILL)")  # same uid: it can reach the zygote
+    assert result.status == "crashed" and not result.passed
+    assert run(warm, "print('next')").stdout == b"next\n"  # a fresh sandbox took its place
+    assert_no_stray_processes()
