@@ -91,7 +91,7 @@ class OpenAIEngine:
                 return _completion(response)
             if attempt < self.retries:
                 await asyncio.sleep(self._delay(attempt, error))
-        return Completion(error=f"request_failed after {self.retries + 1} attempts: {last}")
+        return Completion(error=f"request_failed: {last} (after {self.retries + 1} attempts)")
 
     async def _run(self, requests: Sequence[ChatRequest], progress: ProgressCallback | None):
         import openai
