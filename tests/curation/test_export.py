@@ -101,3 +101,19 @@ def test_invalid_rows_fail_with_the_field(tmp_path):
     assert stats.kept == 2 and dict(stats.failed) == {"invalid_published_row:generator": 2}
     failed = [json.loads(line) for line in (tmp_path / "out" / "failed" / "part-r00000.jsonl").read_text().splitlines()]
     assert failed[0]["field"] == "generator" and failed[0]["where"].endswith(":1")
+
+
+def test_record_to_arrow_row_is_the_dataclass_form():
+    # schemas/convert.record_to_arrow_row is built field by field for speed: it must equal asdict's form.
+    from thinktoggle.schemas.convert import record_to_arrow_row
+
+    for record in exported_records():
+        record.sampling = {"engine": "x", "usage": {"prompt_tokens": 3}}
+        record.metadata = {"note": [1, 2]}
+        expected = record.to_dict() | {"sampling": json.dumps(record.sampling, sort_keys=True)}
+        expected["metadata"] = json.dumps(record.metadata, sort_keys=True)
+        row = record_to_arrow_row(record)
+        assert row == expected and list(row) == list(expected)
+        if record.tests:
+            row["tests"]["entry_point"] = "changed"
+            assert record.tests["entry_point"] == "f"  # the row is a copy
