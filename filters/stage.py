@@ -30,6 +30,7 @@ from datatrove.utils.batching import batched
 
 from thinktoggle.curation.executors import ExecutorConfig, make_executor
 from thinktoggle.filters.format import FormatConfig, format_verdict
+from thinktoggle.filters.judge import JudgeConfig, JudgeFilter
 from thinktoggle.filters.length import LengthConfig, length_verdict, make_token_counter
 from thinktoggle.filters.majority import MajorityConfig, majority_vote
 from thinktoggle.filters.repetition import RepetitionConfig, repetition_verdict
@@ -46,7 +47,8 @@ from thinktoggle.schemas.io import discover_files
 from thinktoggle.schemas.record import Record, Verdict
 from thinktoggle.schemas.stats import StageStats
 
-FILTER_ORDER = ("format", "length", "repetition", "math", "code")
+FILTER_ORDER = ("format", "length", "repetition", "math", "code", "judge")
+DEFAULT_FILTERS = FILTER_ORDER[:5]  # the judge needs a model: it runs only when `only` names it
 
 
 @dataclass(frozen=True)
@@ -83,13 +85,14 @@ class CodeConfig:
 class FilterConfig:
     """The `filter:` section of a recipe."""
 
-    only: tuple[str, ...] = FILTER_ORDER  # which filters run (always in FILTER_ORDER)
+    only: tuple[str, ...] = DEFAULT_FILTERS  # which filters run (always in FILTER_ORDER)
     keep: tuple[str, ...] = ("pass",)  # verdicts that keep a row: see steps.KeepPolicy
     format: FormatConfig = field(default_factory=FormatConfig)
     length: LengthConfig = field(default_factory=LengthConfig)
     repetition: RepetitionConfig = field(default_factory=RepetitionConfig)
     math: MathConfig = field(default_factory=MathConfig)
     code: CodeConfig = field(default_factory=CodeConfig)
+    judge: JudgeConfig = field(default_factory=JudgeConfig)  # filters/judge.py: an LLM judge
     write_records: bool = False  # also write kept rows as internal records under records/
 
     def __post_init__(self) -> None:
@@ -99,6 +102,11 @@ class FilterConfig:
         if not self.only:
             raise ValueError("only: at least one filter")
         KeepPolicy(tuple(self.keep))  # validates
+        if "judge" in self.only:
+            try:
+                self.judge.check_runnable()
+            except ValueError as exc:
+                raise ValueError(f"judge: {exc}") from None
 
     @property
     def filters(self) -> list[str]:
@@ -263,6 +271,7 @@ def build_filters(config: FilterConfig) -> list[RecordFilter]:
         "repetition": lambda: RepetitionFilter(config.repetition, keep),
         "math": lambda: MathFilter(config.math, keep),
         "code": lambda: CodeFilter(config.code, keep),
+        "judge": lambda: JudgeFilter(config.judge, keep),
     }
     return [makers[name]() for name in config.filters]
 
