@@ -127,3 +127,20 @@ def test_bad_benchmark_input_names_the_problem(tmp_path):
         NgramIndex.build(DecontaminateConfig(benchmarks=(BenchmarkConfig(name="b", path=str(bad)),)))
     with pytest.raises(ValueError, match="give `path`"):
         NgramIndex.build(DecontaminateConfig(benchmarks=(BenchmarkConfig(name="b"),)))
+
+
+def test_interrupted_run_resumes_from_completed_ranks(benchmarks, tmp_path):
+    math_hit, code_hit, clean = planted_records()
+    write_records([*math_hit, *clean[0]], tmp_path / "in" / "a")
+    write_records([*code_hit, *clean[1]], tmp_path / "in" / "b")
+    out = tmp_path / "out"
+    config = DecontaminateConfig(benchmarks=benchmarks)
+    first = run_decontaminate(config, [tmp_path / "in"], out, ExecutorConfig(tasks=2, workers=1))
+    # Killed after both ranks finished but before the merge: the rerun merges without redoing the ranks.
+    (out / "stats.json").unlink()
+    (out / REPORT).unlink()
+    shards = {p: p.stat().st_mtime_ns for p in out.glob("part-*.parquet")}
+    again = run_decontaminate(config, [tmp_path / "in"], out, ExecutorConfig(tasks=2, workers=1))
+    assert again.to_dict() == first.to_dict()
+    assert {p: p.stat().st_mtime_ns for p in out.glob("part-*.parquet")} == shards
+    assert json.loads((out / REPORT).read_text())["benchmarks"]["mbpp"]["rows_removed"] == 2
