@@ -63,6 +63,8 @@ def run_make(config: MakeConfig, inputs: list[Path], out_dir: Path, executor: Ex
     from thinktoggle.schemas.convert import record_to_arrow_row
     from thinktoggle.schemas.io import ShardWriter
 
+    if config.teacher.model == "FAIL":
+        raise RuntimeError("teacher 'FAIL' always fails (a stage failure for the tests)")
     stats = StageStats("make")
     for start in range(0, config.count, 5):
         shard = out_dir / f"part-{start // 5:05d}-00000.parquet"
