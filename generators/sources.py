@@ -52,6 +52,20 @@ class SourceConfig:
 SourceItem = tuple[RowRead, Record | None]  # (where, record) or (the error, None)
 
 
+def stdio_from_lists(tests: dict[str, Any]) -> dict[str, Any]:
+    """The Hub's list-of-cases layouts as `{stdio: [...]}`: TACO/APPS `input_output` ({inputs, outputs}) and
+    CodeContests `public_tests` ({input, output}). Call-based cases (`fn_name`) have no stdin: refused."""
+    for ins, outs in (("inputs", "outputs"), ("input", "output")):
+        if isinstance(tests.get(ins), list) and isinstance(tests.get(outs), list):
+            if tests.get("fn_name"):
+                raise ValueError("call-based tests (fn_name) are not supported; only stdin/stdout cases")
+            if len(tests[ins]) != len(tests[outs]):
+                raise ValueError(f"{len(tests[ins])} {ins} but {len(tests[outs])} {outs}")
+            cases = [{"input": str(i), "output": str(o)} for i, o in zip(tests[ins], tests[outs], strict=True)]
+            return {"stdio": cases} if cases else {}
+    return tests
+
+
 def _parse_tests(value: Any) -> dict[str, Any] | None:
     from jsonschema import Draft202012Validator
 
@@ -62,7 +76,7 @@ def _parse_tests(value: Any) -> dict[str, Any] | None:
         return None
     if isinstance(value, str):
         value = json.loads(value)
-    value = clean_tests(value)
+    value = clean_tests(stdio_from_lists(value) if isinstance(value, dict) else value)
     if value is None:
         return None
     errors = list(Draft202012Validator(TESTS_SCHEMA).iter_errors(value))
