@@ -42,10 +42,13 @@ def _pairs(values: list[str], option: str, cast) -> dict:
 
 def _run_stage(run, config, inputs: list[Path], out_dir: Path, tasks: int, workers: int) -> None:
     from thinktoggle.curation.executors import ExecutorConfig
+    from thinktoggle.curation.run_cli import _datatrove_info_to
     from thinktoggle.schemas.io import InputError
 
     try:
-        stats = run(config, inputs, out_dir, ExecutorConfig(tasks=tasks, workers=workers))
+        # datatrove's per-rank INFO lines go to out_dir/logs/<command>.log, as `thinktoggle run` does.
+        with _datatrove_info_to(out_dir / "logs" / f"{run.__name__.removeprefix('run_')}.log"):
+            stats = run(config, inputs, out_dir, ExecutorConfig(tasks=tasks, workers=workers))
     except (InputError, ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
     reasons = ", ".join(f"{r}: {n}" for r, n in sorted({**stats.dropped, **stats.failed}.items()))

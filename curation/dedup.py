@@ -296,8 +296,8 @@ def run_dedup(
     refuse_slurm(executor, STAGE)
     inputs = discover_files(inputs)
     work, logs = out_dir / ".work", out_dir / "logs"  # both skipped by readers of out_dir
-    for stale in (work, logs):  # an unfinished run starts over: its partial outputs cannot be trusted
-        shutil.rmtree(stale, ignore_errors=True)
+    for stale in (work, *logs.glob("minhash_*")):  # an unfinished run starts over: its partial outputs
+        shutil.rmtree(stale, ignore_errors=True)  # (and completion markers) cannot be trusted
     clear_partial(out_dir)
     scan = _scan(config, inputs, work, executor.tasks)
     dropped_pairs = dict(scan.dropped_pairs)
