@@ -39,6 +39,9 @@ class SourceConfig:
     limit: int = 0  # 0: every row
     seed: int = 0  # procedural draws
     params: dict[str, Any] = field(default_factory=dict)  # procedural task parameters
+    # The user turn built from the question column: "{question}" stands for it, e.g. the published math
+    # prompts' "Solve the following math problem. ... inside \\boxed{}.\n\n{question}". "": the question as is.
+    prompt_template: str = ""
 
     def __post_init__(self) -> None:
         if self.type not in ("file", "hf", "published", "procedural"):
@@ -47,6 +50,8 @@ class SourceConfig:
             raise ValueError(f"{self.type} source: `path` is required")
         if self.category not in CATEGORIES:
             raise ValueError(f"source category must be one of {CATEGORIES}, got {self.category!r}")
+        if self.prompt_template and "{question}" not in self.prompt_template:
+            raise ValueError("prompt_template: must contain {question}")
 
 
 SourceItem = tuple[RowRead, Record | None]  # (where, record) or (the error, None)
@@ -97,6 +102,8 @@ def row_to_prompt(row: dict[str, Any], config: SourceConfig) -> Record:
         question = row[question_col]
         if not isinstance(question, str) or not question.strip():
             raise ValueError(f"{question_col}: expected a non-empty string")
+        if config.prompt_template:
+            question = config.prompt_template.replace("{question}", question)
         messages = [{"role": "user", "content": question}]
     elif isinstance(row.get("input"), list):  # already chat messages
         messages = [{"role": m["role"], "content": m["content"]} for m in row["input"] if m["role"] != "system"]
