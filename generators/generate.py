@@ -389,17 +389,14 @@ def run_rank(
                 for parts in work:  # one shard: all its modes for this teacher in one engine batch
                     requests = [r for p in parts for r in p.requests]
                     results = teacher_engine.generate(requests, progress=bar.advance)
+                    totals["tokens"] += sum(c.completion_tokens for out in results for c in out)
                     at = 0
                     for p in parts:
-                        kept, failed = write_part(
-                            config, out_dir, teacher_engine, p, results[at : at + len(p.requests)]
-                        )
+                        part_results = results[at : at + len(p.requests)]
                         at += len(p.requests)
+                        kept, failed = write_part(config, out_dir, teacher_engine, p, part_results)
                         totals["kept"] += kept
                         totals["failed"] += failed
-                        totals["tokens"] += sum(
-                            c.completion_tokens for out in results[at - len(p.requests) : at] for c in out
-                        )
         finally:
             if engine is None:
                 teacher_engine.close()
@@ -521,6 +518,11 @@ def run_generate(
     started = time.monotonic()
     make_executor(executor, [step], out_dir / "logs", job_name="generate", skip_completed=False).run()
     stats = collect_stats(config, out_dir, rejected=len(rejected))
+    if executor.type == "slurm":  # submitted, not finished: these are partial counts
+        from rich.console import Console
+
+        Console(stderr=True).print("generate: jobs submitted; rerun the same command once they end to write stats.json")
+        return stats
     stats.write(out_dir / "stats.json")
     _log_summary(stats, time.monotonic() - started)
     return stats
