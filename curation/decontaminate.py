@@ -184,6 +184,8 @@ def run_decontaminate(
     out_dir = Path(out_dir)
     if (done := completed_stats(out_dir)) and (out_dir / REPORT).exists():
         return done
+    if not config.benchmarks:
+        raise ValueError("decontaminate.benchmarks: none given (a stage that checks against nothing is a mistake)")
     if config.ngram < 1:
         raise ValueError(f"decontaminate.ngram: must be >= 1, got {config.ngram}")
     index = NgramIndex.build(config)

@@ -125,6 +125,8 @@ def test_bad_benchmark_input_names_the_problem(tmp_path):
     bad.write_text('{"question": "x"}\n')
     with pytest.raises(ValueError, match=r"bench.jsonl:1: no column 'problem'"):
         NgramIndex.build(DecontaminateConfig(benchmarks=(BenchmarkConfig(name="b", path=str(bad)),)))
+    with pytest.raises(ValueError, match="decontaminate.benchmarks: none given"):
+        run_decontaminate(DecontaminateConfig(), [bad], tmp_path / "out")
     with pytest.raises(ValueError, match="give `path`"):
         NgramIndex.build(DecontaminateConfig(benchmarks=(BenchmarkConfig(name="b"),)))
 
