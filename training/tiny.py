@@ -38,7 +38,15 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 512):
 
     specials = [PAD_TOKEN, END_TOKEN, *ROLE_TOKENS]
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    # Every digit and punctuation mark is its own token: numbers are read digit by digit (arithmetic is
+    # learnable), and a prompt's layout is the same number of tokens whatever digits it holds.
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.Punctuation(behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False),
+        ]
+    )
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
