@@ -20,10 +20,23 @@ from thinktoggle.curation.runner import RunLayout, StageStep, plan_steps, select
 from thinktoggle.curation.stage_table import STAGES, StageSpec
 
 # Config fields that name what does the work: shown in the plan's "engines / models" column.
-ENGINE_FIELDS = ("engine", "model", "model_name", "base_model", "teacher", "backend", "kind")
+ENGINE_FIELDS = (
+    "engine",
+    "model",
+    "model_name",
+    "base_model",
+    "teacher",
+    "teacher_on",
+    "teacher_off",
+    "backend",
+    "kind",
+)
+# Fields that name models / data read from the Hub or disk: listed in full under the table.
+MODEL_FIELDS = ("model", "teacher_on", "teacher_off")
+DATA_FIELDS = ("hub_id", "path", "prompts")
 
 
-def engines(config: Any, limit: int = 4) -> list[str]:
+def engines(config: Any, limit: int = 4, names: tuple[str, ...] = ENGINE_FIELDS) -> list[str]:
     """`path=value` for every engine/model-like field in a stage config (nested dataclasses and lists too)."""
     found: list[str] = []
 
@@ -32,7 +45,7 @@ def engines(config: Any, limit: int = 4) -> list[str]:
             for f in dataclasses.fields(value):
                 child = getattr(value, f.name)
                 sub = f"{path}.{f.name}" if path else f.name
-                if f.name in ENGINE_FIELDS and isinstance(child, str | int | float) and child != "":
+                if f.name in names and isinstance(child, str | int | float) and child != "":
                     found.append(f"{sub}={child}")
                 else:
                     walk(child, sub)
@@ -42,6 +55,8 @@ def engines(config: Any, limit: int = 4) -> list[str]:
 
     walk(config, "")
     unique = list(dict.fromkeys(found))
+    if limit <= 0:
+        return unique
     return unique[:limit] + ([f"(+{len(unique) - limit} more)"] if len(unique) > limit else [])
 
 
@@ -101,6 +116,14 @@ def print_plan(
             _jobs(executor),
         )
     console.print(table)
+    for label, names in (("models", MODEL_FIELDS), ("data", DATA_FIELDS)):
+        named = [
+            item if s.section.list_field else f"{s.name}.{item}"  # `sources.0.path`, not `sources.sources.0.path`
+            for s in selected
+            for item in engines(s.section.config, 0, names)
+        ]
+        if named:  # in full (the table folds long names): what the run will download or read
+            console.print(f"{label}: " + escape(", ".join(named)), highlight=False, soft_wrap=True)
     if any(s.section.executor.type == "slurm" for s in selected):
         from thinktoggle.curation.slurm import sbatch_plan
 
