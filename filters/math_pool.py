@@ -26,6 +26,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from thinktoggle.filters.math import TIMEOUT, MathOutcome
@@ -47,8 +48,8 @@ class _Worker:
     proc: subprocess.Popen
     started: float
     ready: bool = False
-    job: int | None = None
-    deadline: float = 0.0
+    jobs: deque[int] = field(default_factory=deque)  # in flight, in the order the worker runs them
+    deadline: float = 0.0  # of the job at the head of `jobs`
     buffer: bytearray = field(default_factory=bytearray)
 
 
@@ -71,6 +72,7 @@ class MathVerifierPool:
         row_timeout_s: float = 10.0,
         memory_mb: int = 4096,
         startup_timeout_s: float = 120.0,
+        prefetch: int = 2,
     ) -> None:
         if processes < 1:
             raise ValueError(f"processes must be >= 1, got {processes}")
@@ -78,6 +80,8 @@ class MathVerifierPool:
         self.row_timeout_s = row_timeout_s
         self.memory_mb = memory_mb
         self.startup_timeout_s = startup_timeout_s
+        self.prefetch = max(1, prefetch)
+        self._remaining = 0
         self.kills = 0  # workers killed on overrun (for stats and tests)
         self._startup_failures = 0
         self._workers: list[_Worker] = []
@@ -126,41 +130,72 @@ class MathVerifierPool:
             self._kill(worker)
         self._workers = []
 
+    def worker_cpu_seconds(self) -> float:
+        """CPU seconds (user + system) the live workers have used so far (Linux /proc; 0.0 elsewhere)."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for worker in self._workers:
+            try:
+                fields = Path(f"/proc/{worker.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime (fields 14, 15 of stat)
+        return total
+
     # -- the event loop ----------------------------------------------------------------------------------
     def run_jobs(self, jobs: Sequence[dict[str, Any]], budgets: Sequence[float]) -> list[dict[str, Any]]:
-        """Run JSON jobs on the workers; each job's reply, `{"timeout": True}` on overrun, or `{"error": …}`."""
+        """Run JSON jobs on the workers; each job's reply, `{"timeout": True}` on overrun, or `{"error": …}`.
+
+        Each worker holds up to `prefetch` jobs, so that it starts the next one without waiting for this
+        process to be scheduled (on a loaded machine that wait costs milliseconds a row). A worker runs its
+        jobs in order, so the head job's clock starts when the previous reply arrives (or when it was sent).
+        """
         results: list[dict[str, Any] | None] = [None] * len(jobs)
         pending = deque(range(len(jobs)))
-        remaining = len(jobs)
+        self._remaining = len(jobs)
         self._ensure_workers()
-        while remaining:
+        while self._remaining:
             now = time.monotonic()
             for worker in self._workers:
-                if worker.ready and worker.job is None and pending:
+                while worker.ready and len(worker.jobs) < self.prefetch and pending:
                     index = pending.popleft()
+                    if not worker.jobs:
+                        worker.deadline = now + budgets[index]
+                    worker.jobs.append(index)
                     self._send(worker, jobs[index])
-                    worker.job, worker.deadline = index, now + budgets[index]
             waits = [
-                (w.deadline if w.job is not None else w.started + self.startup_timeout_s) - now
+                (w.deadline if w.jobs else w.started + self.startup_timeout_s) - now
                 for w in self._workers
-                if w.job is not None or not w.ready
+                if w.jobs or not w.ready
             ]
             wait = max(0.0, min(waits)) if waits else 0.05
             readable, _, _ = select.select([w.proc.stdout for w in self._workers], [], [], wait)
             for worker in list(self._workers):
                 if worker.proc.stdout in readable:
-                    remaining -= self._read(worker, results)
+                    self._read(worker, results, budgets, pending)
             now = time.monotonic()
             for worker in list(self._workers):
-                if worker.job is not None and now > worker.deadline:
-                    results[worker.job] = {"timeout": True}
-                    remaining -= 1
+                if worker.jobs and now > worker.deadline:
+                    self._finish(worker, results, {"timeout": True}, budgets)
                     self.kills += 1
+                    self._requeue(worker, pending)
                     self._replace(worker)
                 elif not worker.ready and now > worker.started + self.startup_timeout_s:
                     self.close()
                     raise RuntimeError(f"math-verify worker did not start within {self.startup_timeout_s:.0f} s")
         return [r if r is not None else {"error": WORKER_DIED} for r in results]
+
+    def _finish(self, worker: _Worker, results: list, reply: dict[str, Any], budgets: Sequence[float]) -> None:
+        """The head job of `worker` is done with `reply`; the next one's clock starts now."""
+        results[worker.jobs.popleft()] = reply
+        self._remaining -= 1
+        if worker.jobs:
+            worker.deadline = time.monotonic() + budgets[worker.jobs[0]]
+
+    def _requeue(self, worker: _Worker, pending: deque[int]) -> None:
+        """Jobs a killed or dead worker had queued but not started go back to the front of the line."""
+        pending.extendleft(reversed(worker.jobs))
+        worker.jobs.clear()
 
     def _send(self, worker: _Worker, job: dict[str, Any]) -> None:
         assert worker.proc.stdin is not None
@@ -170,35 +205,30 @@ class MathVerifierPool:
         except BrokenPipeError:
             pass  # the worker died; the read side sees EOF and accounts the job
 
-    def _read(self, worker: _Worker, results: list[dict[str, Any] | None]) -> int:
-        """Consume a worker's output; the number of jobs it finished (a dead worker finishes its job as error)."""
+    def _read(self, worker: _Worker, results: list, budgets: Sequence[float], pending: deque[int]) -> None:
+        """Consume a worker's output. A dead worker fails its head job as error and hands back the rest."""
         assert worker.proc.stdout is not None
         data = os.read(worker.proc.stdout.fileno(), 1 << 20)
         if not data:
-            finished = 0
-            if worker.job is not None:
+            if worker.jobs:
                 code = worker.proc.wait()
-                results[worker.job] = {"error": f"{WORKER_DIED}: exit {code}"}
-                finished = 1
+                self._finish(worker, results, {"error": f"{WORKER_DIED}: exit {code}"}, budgets)
+                self._requeue(worker, pending)
             elif not worker.ready:
                 self._startup_failures += 1
                 if self._startup_failures >= 3:
                     self.close()
                     raise RuntimeError("math-verify workers die on startup (is math-verify installed?)")
             self._replace(worker)
-            return finished
+            return
         worker.buffer += data
-        finished = 0
         while (end := worker.buffer.find(b"\n")) >= 0:
             line, worker.buffer = bytes(worker.buffer[:end]), worker.buffer[end + 1 :]
             message = json.loads(line)
             if not worker.ready:
                 worker.ready = True
-            elif worker.job is not None:
-                results[worker.job] = message
-                worker.job = None
-                finished += 1
-        return finished
+            elif worker.jobs:
+                self._finish(worker, results, message, budgets)
 
     def _replace(self, worker: _Worker) -> None:
         self._kill(worker)
