@@ -41,6 +41,17 @@ def _system_prompt_problem(record: Record) -> str | None:
     return None
 
 
+def output_problem(output: str, reasoning: str) -> str | None:
+    """Why a bare model output breaks the toggle format of its mode ("on"/"off"), or None.
+
+    The trainer's toggle validation calls this on generated outputs (no record needed).
+    """
+    problem = split_output(output).problem(reasoning)
+    if problem is None and reasoning == "on" and not output.lstrip().startswith(THINK_OPEN):
+        return "missing_open_think"  # a `</think>` without its `<think>`: the template's prefill was lost
+    return problem
+
+
 def format_problem(record: Record, config: FormatConfig = FormatConfig()) -> str | None:
     """Why this record breaks the toggle format, or None when it is well formed."""
     for verdict in record.verdicts:
@@ -48,12 +59,9 @@ def format_problem(record: Record, config: FormatConfig = FormatConfig()) -> str
             return f"toggle_{verdict.reason or verdict.verdict}"
     if record.reasoning not in ("on", "off"):
         return "bad_reasoning_value"
-    split = split_output(record.output)
-    problem = split.problem(record.reasoning)
-    if problem is not None:
+    if problem := output_problem(record.output, record.reasoning):
         return problem
-    if record.reasoning == "on" and not record.output.lstrip().startswith(THINK_OPEN):
-        return "missing_open_think"  # a `</think>` without its `<think>`: the template's prefill was lost
+    split = split_output(record.output)
     if config.check_system_prompt and (problem := _system_prompt_problem(record)):
         return problem
     answer = split.answer

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from _filter_rows import off, on, record
 
-from thinktoggle.filters.format import FormatConfig, format_problem, format_verdict
+from thinktoggle.filters.format import FormatConfig, format_problem, format_verdict, output_problem
 from thinktoggle.schemas.record import Verdict
 
 BOX_PROMPT = "What is 2 + 2? Put the final answer in \\boxed{}."
@@ -61,3 +61,18 @@ def test_format_checks_can_be_switched_off():
     assert format_problem(unboxed, FormatConfig(require_boxed=False)) is None
     no_code = on("r", "Use print.", category="code")
     assert format_problem(no_code, FormatConfig(require_code_block=False)) is None
+
+
+@pytest.mark.parametrize(
+    ("output", "mode", "problem"),
+    [
+        ("<think>\nr\n</think>\n\nanswer", "on", None),
+        ("answer", "off", None),
+        ("answer", "on", "no_think"),
+        ("<think>\nr\n</think>\n\nanswer", "off", "think_in_off_mode"),
+        ("r\n</think>\n\nanswer", "on", "missing_open_think"),
+        ("<think>\nnever closed", "on", "unclosed_think"),
+    ],
+)
+def test_output_problem_for_generated_text(output, mode, problem):
+    assert output_problem(output, mode) == problem

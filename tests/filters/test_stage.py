@@ -164,6 +164,25 @@ def test_rerun_skips_completed_ranks(stage_run):
         run_filter(FilterConfig(only=("format",)), inputs, out, ExecutorConfig(tasks=2, workers=2))
 
 
+def test_a_rank_that_did_not_finish_is_redone(stage_run):
+    config, inputs, out, stats = stage_run
+    (out / "logs" / "completions" / "00001").unlink()  # as if rank 1 had died before completing
+    (out / "stats" / "rank00001.json").unlink()
+    again = run_filter(config, inputs, out, ExecutorConfig(tasks=2, workers=2))
+    assert again.to_dict() == stats.to_dict()
+    assert pl.read_parquet(out / "kept").height == stats.kept  # rank 1's shards rewritten, not doubled
+
+
+def test_the_pipeline_pickles_for_slurm_and_ray(stage_run, tmp_path):
+    import dill
+
+    from thinktoggle.filters.stage import build_pipeline
+
+    config, inputs, _, _ = stage_run
+    pipeline = dill.loads(dill.dumps(build_pipeline(config, inputs, tmp_path)))
+    assert [step.name for step in pipeline][1:-1] == [f"thinktoggle {n}" for n in config.filters]
+
+
 def test_reader_sends_all_samples_of_a_prompt_to_one_rank(tmp_path):
     inputs = write_inputs(tmp_path)
     seen = {}
