@@ -269,26 +269,17 @@ def run_recipe(
 
 
 def write_run_stats(recipe: Recipe, steps: list[StageStep], layout: RunLayout) -> Path:
-    """The run-level funnel at the run root, from every completed stage's marker."""
-    per_stage: list[tuple[StageStep, StageStats]] = []
-    for step in steps:
-        marker = layout.read_marker(step.name)
-        if marker is not None:
-            per_stage.append((step, StageStats.from_dict(marker["stats"])))
-    data = {"recipe": recipe.name, "fingerprint": recipe.fingerprint(), **simple_funnel(per_stage)}
+    """The run-level funnel (curation/funnel.py) at the run root, from every completed stage's marker."""
+    from thinktoggle.curation.funnel import build_funnel
+
+    done = [(step, layout.read_marker(step.name)) for step in steps]
+    done = [(step, marker) for step, marker in done if marker is not None]
+    funnel = build_funnel(StageStats.from_dict(marker["stats"]) for _, marker in done)
+    data = {
+        "recipe": recipe.name,
+        "fingerprint": recipe.fingerprint(),
+        "folders": {marker["stats"]["stage"]: step.name for step, marker in done},
+        "seconds": {step.name: marker.get("seconds") for step, marker in done},
+        **funnel,
+    }
     return atomic_write_text(json.dumps(data, indent=2) + "\n", layout.root / "stats.json")
-
-
-def simple_funnel(per_stage: list[tuple[StageStep, StageStats]]) -> dict[str, Any]:
-    """Stages in order, and whether each stage's `in` equals the previous stage's `kept` (a stage that fans
-    out, like generate answering each prompt in both modes, is exempt)."""
-    stages = []
-    breaks = []
-    previous: dict[str, Any] | None = None
-    for step, stats in per_stage:
-        entry = {**stats.to_dict(), "stage": step.name, "folder": step.name}
-        if previous is not None and not step.spec.fans_out and previous["kept"] != entry["in"]:
-            breaks.append(f"{previous['stage']}.kept={previous['kept']} != {entry['stage']}.in={entry['in']}")
-        stages.append(entry)
-        previous = entry
-    return {"stages": stages, "consistent": not breaks, "breaks": breaks}
