@@ -8,10 +8,14 @@ tmpfs for /tmp (the working directory) and /dev/shm; an empty environment (PATH,
 (`sandbox_zygote.py`) with rlimits on CPU time, address space, file size, open files and processes, a
 wall-clock timeout, and stdout/stderr read with a byte cap.
 
-Process count: RLIMIT_NPROC does not bind here, because we run as root and the sandbox's uid maps to the
-outside root (the kernel exempts it). The binding limit is a pids cgroup per sandbox (`pids.max`) wherever a
-pids cgroup is writable (cgroup v1 `pids` or a v2 tree delegating `pids`); elsewhere a fork bomb is bounded
-only by the wall-clock timeout and the machine's own limits, and `Sandbox.pids_limited` says so.
+Process count and memory together: RLIMIT_NPROC does not bind here, because we run as root and the sandbox's
+uid maps to the outside root (the kernel exempts it). The binding limits are per-sandbox cgroups wherever they
+are writable (cgroup v1 `pids`/`memory` hierarchies, or a v2 tree delegating those controllers): `pids.max`
+bounds the process count, and a memory limit (the program's `memory_mb` + both tmpfs + 128 MiB) bounds all of
+the sandbox's processes together, since RLIMIT_AS bounds each alone (8 forked children x 200 MiB would pass
+it). A process killed by that cgroup's OOM killer makes the run `memory_limit`. Without a writable pids cgroup
+a fork bomb is bounded only by the wall-clock timeout and the machine's own limits; `Sandbox.pids_limited` and
+`Sandbox.memory_limited` say which limits hold.
 
 Killing: after each program the zygote, alone in its pid namespace, kills every other process in it
 (`kill(-1, SIGKILL)`, which reaches setsid daemons that a process-group kill misses) and waits until only it
@@ -27,18 +31,20 @@ Two modes:
 - `warm=False`: a fresh sandbox per program (slower: ~45-65 ms of start-up each).
 
 What the sandbox protects against: reading host files outside the read-only system/Python binds (secrets,
-tokens, the dataset, /root, /work); writing anywhere on the host; network access (no interfaces but a down
-loopback); signalling or seeing host processes; environment leaks; fork bombs (pids cgroup), memory bombs
-(RLIMIT_AS), CPU and wall-clock hogs, huge outputs, huge files (RLIMIT_FSIZE, tmpfs size), fd exhaustion;
-daemons outliving their program.
+tokens, the dataset, /root, /work, /etc); writing anywhere on the host; network access (its own network
+namespace has only a down loopback); seeing or signalling host processes; environment leaks; fork bombs (pids
+cgroup), memory bombs (RLIMIT_AS, and the memory cgroup for many processes), CPU and wall-clock hogs, huge
+outputs, huge files (RLIMIT_FSIZE, tmpfs size), fd exhaustion; daemons outliving their program.
 
-What it does NOT protect against: kernel exploits (the sandbox shares the host kernel; the sandbox uid maps
-to the outside root, so an escape is an escape as root); CPU side channels (Spectre-class) and timing
-channels; CPU, memory-bandwidth and disk-cache contention slowing other work on the machine; memory pressure
-up to `memory_mb` per running program plus the tmpfs sizes; reading the world-readable system files and the
-Python install that are bound in; a program reading or patching the test harness of its own run (functional
-tests run in the program's process, as in HumanEval: a deliberate adversary can forge its own pass — see
-`filters/code.py`).
+What it does NOT protect against: kernel exploits — the sandbox shares the host kernel, there is no seccomp
+filter (every syscall but new user namespaces is reachable), and the sandbox uid maps to the outside root, so
+an escape is an escape as root; for the same reason, files *inside* the bound system/Python paths are readable
+even when they are root-only (0600). CPU side channels (Spectre-class) and timing channels; CPU,
+memory-bandwidth and disk-cache contention slowing other work on the machine; memory use up to the memory
+cgroup's limit per running sandbox; reading the world-readable system files and the Python install that are
+bound in (and /proc's view of the kernel: version, cpuinfo, meminfo). A program reading or patching the test
+harness of its own run: functional tests run in the program's process, as in HumanEval, so a deliberate
+adversary can forge its own pass (see `filters/code.py`).
 
 Isolation between programs in one warm sandbox (honestly): each program is a fresh fork of a zygote that never
 ran untrusted code, so no globals, imports or monkeypatches carry over; its files, processes, SysV IPC objects
@@ -50,7 +56,8 @@ timing channels between consecutive programs. The zygote is non-dumpable (no ptr
 mem access by the programs) and zeroes program payloads after each fork.
 
 Without `bwrap` the sandbox refuses to run (`SandboxUnavailable`) unless `allow_unsafe=True`: then programs
-run as plain host processes with rlimits only — no isolation at all.
+run as plain host processes (same uid, same filesystem, same network) with rlimits, the wall clock and, where
+writable, the cgroups — no isolation at all.
 """
 
 from __future__ import annotations
@@ -83,6 +90,7 @@ ZYGOTE_SOURCE = Path(__file__).with_name("sandbox_zygote.py")
 ZYGOTE_INSIDE = "/sandbox/zygote.py"
 FRAME = struct.Struct(">II")
 SANDBOX_UID = 65534  # nobody
+ZYGOTE_MEMORY_MB = 128  # the warm interpreter, bwrap and page-table slack, on top of the program's own limit
 START_TIMEOUT_S = 30.0  # a loaded 2-core machine can take seconds to start an interpreter
 ANSWER_GRACE_S = 5.0  # how much longer than the program's wall limit the zygote may take to answer
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32")
@@ -237,52 +245,106 @@ def check_bwrap(bwrap: str | None = None) -> str:
     return bwrap
 
 
-# --- pids cgroup ------------------------------------------------------------------------------------------
+# --- cgroups: pids and memory -------------------------------------------------------------------------------
 
 
-def _pids_cgroup_root() -> Path | None:
-    """A folder where we may create pids-limited cgroups: cgroup v1 `pids`, or a v2 tree delegating `pids`."""
-    v1 = Path("/sys/fs/cgroup/pids")
-    if (v1 / "cgroup.procs").exists() and os.access(v1, os.W_OK):
-        return v1
+@dataclass(frozen=True, slots=True)
+class CgroupRoots:
+    """Folders where we may create limited cgroups: cgroup v1 `pids`/`memory` hierarchies, or a v2 tree that
+    delegates those controllers. None where not available (then that limit is not enforced by a cgroup)."""
+
+    pids: Path | None
+    memory: Path | None
+    v2: bool = False
+
+
+def find_cgroup_roots() -> CgroupRoots:
+    def writable(path: Path) -> bool:
+        return (path / "cgroup.procs").exists() and os.access(path, os.W_OK)
+
+    v1_pids, v1_memory = Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup/memory")
+    if writable(v1_pids) or writable(v1_memory):
+        return CgroupRoots(v1_pids if writable(v1_pids) else None, v1_memory if writable(v1_memory) else None)
     v2 = Path("/sys/fs/cgroup")
     with contextlib.suppress(OSError):
-        if "pids" in (v2 / "cgroup.subtree_control").read_text().split() and os.access(v2, os.W_OK):
-            return v2
-    return None
+        delegated = (v2 / "cgroup.subtree_control").read_text().split()
+        if writable(v2):
+            return CgroupRoots(v2 if "pids" in delegated else None, v2 if "memory" in delegated else None, v2=True)
+    return CgroupRoots(None, None)
 
 
-def sweep_stale_cgroups(root: Path, min_age_s: float = 300.0) -> int:
+def sweep_stale_cgroups(roots: CgroupRoots, min_age_s: float = 300.0) -> int:
     """Remove empty sandbox cgroups left by a host process that was SIGKILLed. Only old ones: a fresh, still
     empty cgroup may belong to a sandbox that another process is starting right now."""
     removed = 0
-    for path in root.glob(f"{CGROUP_PREFIX}*"):
-        with contextlib.suppress(OSError):
-            if time.time() - path.stat().st_mtime > min_age_s and not (path / "cgroup.procs").read_text().strip():
-                path.rmdir()
-                removed += 1
+    for root in {r for r in (roots.pids, roots.memory) if r is not None}:
+        for path in root.glob(f"{CGROUP_PREFIX}*"):
+            with contextlib.suppress(OSError):
+                if time.time() - path.stat().st_mtime > min_age_s and not (path / "cgroup.procs").read_text().strip():
+                    path.rmdir()
+                    removed += 1
     return removed
 
 
-class PidsCgroup:
-    """One sandbox's cgroup: `pids.max` bounds every process in it, root-owned or not."""
+class SandboxCgroups:
+    """One sandbox's cgroups: `pids.max` and a memory limit bound every process in it, root-owned or not.
 
-    def __init__(self, root: Path, max_pids: int) -> None:
-        self.path = root / f"{CGROUP_PREFIX}{uuid.uuid4().hex[:12]}"
-        self.path.mkdir()
-        (self.path / "pids.max").write_text(str(max_pids))
+    RLIMIT_AS bounds each process; the memory cgroup bounds them together (a fork of memory hogs).
+    """
+
+    def __init__(self, roots: CgroupRoots, max_pids: int, memory_bytes: int) -> None:
+        name = f"{CGROUP_PREFIX}{uuid.uuid4().hex[:12]}"
+        self.paths: list[Path] = []
+        self.memory: Path | None = None
+        try:
+            for root, kind in ((roots.pids, "pids"), (roots.memory, "memory")):
+                if root is None:
+                    continue
+                path = root / name
+                if path not in self.paths:
+                    path.mkdir()
+                    self.paths.append(path)
+                if kind == "pids":
+                    (path / "pids.max").write_text(str(max_pids))
+                elif roots.v2:
+                    (path / "memory.max").write_text(str(memory_bytes))
+                    with contextlib.suppress(OSError):
+                        (path / "memory.swap.max").write_text("0")
+                    self.memory = path
+                else:
+                    (path / "memory.limit_in_bytes").write_text(str(memory_bytes))
+                    with contextlib.suppress(OSError):  # no swap accounting: nothing to bound
+                        (path / "memory.memsw.limit_in_bytes").write_text(str(memory_bytes))
+                    self.memory = path
+        except BaseException:
+            self.kill_and_remove()
+            raise
 
     @property
-    def procs_file(self) -> str:
-        return str(self.path / "cgroup.procs")
+    def procs_files(self) -> list[str]:
+        return [str(p / "cgroup.procs") for p in self.paths]
 
     def pids(self) -> list[int]:
-        try:
-            return [int(p) for p in (self.path / "cgroup.procs").read_text().split()]
-        except OSError:
-            return []
+        found: set[int] = set()
+        for path in self.paths:
+            with contextlib.suppress(OSError):
+                found.update(int(p) for p in (path / "cgroup.procs").read_text().split())
+        return sorted(found)
+
+    def oom_kills(self) -> int:
+        """How many processes the kernel's OOM killer has killed in this sandbox so far."""
+        if self.memory is None:
+            return 0
+        name = "memory.events" if (self.memory / "memory.events").exists() else "memory.oom_control"
+        with contextlib.suppress(OSError, ValueError):
+            for line in (self.memory / name).read_text().splitlines():
+                key, _, value = line.partition(" ")
+                if key == "oom_kill":
+                    return int(value)
+        return 0
 
     def kill_and_remove(self, timeout_s: float = 5.0) -> None:
+        """SIGKILL every member until none is left, then remove the cgroups (busy while dying tasks linger)."""
         deadline = time.monotonic() + timeout_s
         while True:
             pids = self.pids()
@@ -290,11 +352,17 @@ class PidsCgroup:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
             if not pids:
-                with contextlib.suppress(OSError):
-                    self.path.rmdir()
+                for path in list(self.paths):
+                    with contextlib.suppress(FileNotFoundError):
+                        try:
+                            path.rmdir()
+                        except OSError:  # EBUSY: a task still exiting
+                            continue
+                    self.paths.remove(path)
+                if not self.paths:
                     return
             if time.monotonic() > deadline:
-                log.warning("sandbox cgroup %s still busy after %.0f s: %s", self.path, timeout_s, pids)
+                log.warning("sandbox cgroups %s still busy after %.0f s: %s", self.paths, timeout_s, pids)
                 return
             time.sleep(0.005)
 
@@ -309,16 +377,18 @@ class _ProtocolError(Exception):
 class SandboxProcess:
     """One bwrap sandbox running the zygote; executes programs one at a time."""
 
-    def __init__(self, limits: SandboxLimits, bwrap: str | None, cgroup_root: Path | None, once: bool) -> None:
+    def __init__(self, limits: SandboxLimits, bwrap: str | None, cgroup_roots: CgroupRoots, once: bool) -> None:
         self.limits = limits
         self.programs = 0
-        self.cgroup: PidsCgroup | None = None
+        self.cgroup: SandboxCgroups | None = None
         self.init_pid: int | None = None  # the sandbox's pid 1, seen from outside
         self._private_dir: tempfile.TemporaryDirectory | None = None
         info_r, info_w = os.pipe()
         try:
-            if cgroup_root is not None:
-                self.cgroup = PidsCgroup(cgroup_root, limits.processes + 3)  # + bwrap, init, zygote
+            if cgroup_roots.pids is not None or cgroup_roots.memory is not None:
+                # + bwrap, init, zygote; the program's memory, its two tmpfs, and the zygote's own share
+                memory = (limits.memory_mb + 2 * limits.tmpfs_mb + ZYGOTE_MEMORY_MB) << 20
+                self.cgroup = SandboxCgroups(cgroup_roots, limits.processes + 3, memory)
             if bwrap is not None:
                 cmd = bwrap_command(bwrap, limits, zygote_argv(once, contained=True), info_fd=info_w)
                 cwd, env = "/", {"PATH": "/usr/bin:/bin"}
@@ -327,10 +397,11 @@ class SandboxProcess:
                 cwd, env = self._private_dir.name, {"PATH": "/usr/bin:/bin", "HOME": self._private_dir.name}
                 cmd = zygote_argv(once, contained=False)
                 if self.cgroup is not None:  # lets the zygote kill daemons that left the program's group
-                    cmd += ["--cgroup-procs", self.cgroup.procs_file]
+                    cmd += ["--cgroup-procs", self.cgroup.procs_files[0]]
             if self.cgroup is not None:
-                # Join the cgroup before exec'ing, so no process of the sandbox is ever outside it.
-                cmd = ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', self.cgroup.procs_file, *cmd]
+                # Join the cgroups before exec'ing, so no process of the sandbox is ever outside them.
+                join = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 97; shift; done; shift; exec "$@"'
+                cmd = ["/bin/sh", "-c", join, "sh", *self.cgroup.procs_files, "--", *cmd]
             self.proc = _spawn(
                 cmd,
                 stdin=subprocess.PIPE,
@@ -421,6 +492,7 @@ class SandboxProcess:
             "limits": self.limits.for_zygote(),
         }
         head = json.dumps(header).encode()
+        oom_before = self.cgroup.oom_kills() if self.cgroup else 0
         started = time.monotonic()
         deadline = started + self.limits.wall_s + ANSWER_GRACE_S
         try:
@@ -429,15 +501,18 @@ class SandboxProcess:
         except TimeoutError as exc:
             return ExecResult("timeout", wall_s=time.monotonic() - started, detail=f"sandbox: {exc}"), False
         except (_ProtocolError, OSError, ValueError) as exc:
-            # The zygote died mid-program: the program killed or broke it (same uid). Its own failure.
-            return ExecResult("crashed", wall_s=time.monotonic() - started, detail=f"sandbox: {exc}"), False
+            # The zygote died mid-program: the program killed or broke it (same uid), or the OOM killer took it.
+            status: Status = "memory_limit" if self._oom_since(oom_before) else "crashed"
+            return ExecResult(status, wall_s=time.monotonic() - started, detail=f"sandbox: {exc}"), False
         n_out, n_err, n_res = reply["sizes"]
         stdout, stderr = payload[:n_out], payload[n_out : n_out + n_err]
         harness = payload[n_out + n_err : n_out + n_err + n_res].decode("utf-8", "replace")
         passed = bool(nonce) and f"pass:{nonce}" in harness.splitlines()
-        status: Status = reply["status"]
+        status = reply["status"]
         if status == "ok" and "memory_limit" in harness.splitlines():
             status = "memory_limit"
+        if status == "ok" and reply["exit_code"] != 0 and self._oom_since(oom_before):
+            status = "memory_limit"  # the memory cgroup's OOM killer took one of the program's processes
         result = ExecResult(
             status=status,
             exit_code=reply["exit_code"],
@@ -451,6 +526,9 @@ class SandboxProcess:
         )
         fit = bool(reply.get("clean")) and self.proc.poll() is None
         return result, fit
+
+    def _oom_since(self, before: int) -> bool:
+        return self.cgroup is not None and self.cgroup.oom_kills() > before
 
     def kill(self) -> None:
         """Kill the whole sandbox: bwrap, the namespace's init (which takes every process in it), the cgroup."""
@@ -498,10 +576,9 @@ class Sandbox:
                 raise
             log.warning("running untrusted code WITHOUT a sandbox (allow_unsafe=True)")
             self._bwrap = None
-        self._cgroup_root = _pids_cgroup_root()
-        if self._cgroup_root is not None:
-            sweep_stale_cgroups(self._cgroup_root)
-        if self._cgroup_root is None:
+        self._cgroups = find_cgroup_roots()
+        sweep_stale_cgroups(self._cgroups)
+        if self._cgroups.pids is None:
             log.warning(
                 "no writable pids cgroup: the sandbox's process count is bounded by RLIMIT_NPROC only, which does "
                 "not bind when running as root (a fork bomb is then stopped only by the wall-clock timeout)"
@@ -519,10 +596,15 @@ class Sandbox:
     @property
     def pids_limited(self) -> bool:
         """Whether a pids cgroup bounds the process count (see the module docstring)."""
-        return self._cgroup_root is not None
+        return self._cgroups.pids is not None
+
+    @property
+    def memory_limited(self) -> bool:
+        """Whether a memory cgroup bounds the sandbox's processes together (RLIMIT_AS bounds each alone)."""
+        return self._cgroups.memory is not None
 
     def _start(self, once: bool) -> SandboxProcess:
-        box = SandboxProcess(self.limits, self._bwrap, self._cgroup_root, once=once)
+        box = SandboxProcess(self.limits, self._bwrap, self._cgroups, once=once)
         with self._lock:
             self._live.add(box)
         return box

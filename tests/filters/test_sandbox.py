@@ -178,6 +178,30 @@ def test_a_memory_bomb_hits_the_memory_limit(sandbox: Sandbox) -> None:
     assert run(sandbox, grow).status == "memory_limit"
 
 
+@pytest.mark.parametrize("warm", [True, False], ids=["warm", "cold"])
+def test_a_forked_memory_bomb_is_bounded_together(warm: bool) -> None:
+    """RLIMIT_AS bounds each process; 8 children x 200 MiB stay under it but not under the memory cgroup."""
+    code = """
+        import os, time
+        kids = []
+        for _ in range(8):
+            pid = os.fork()
+            if pid == 0:
+                hog = bytearray(b"x") * (200 << 20)  # touched, so resident
+                time.sleep(0.5)
+                os._exit(0)
+            kids.append(pid)
+        killed = sum(os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]) == -9 for p in kids)
+        raise SystemExit(killed)
+    """
+    with Sandbox(SandboxLimits(wall_s=20.0, memory_mb=512, processes=16), warm=warm) as sandbox:
+        if not sandbox.memory_limited:
+            pytest.skip("no writable memory cgroup here: only the per-process RLIMIT_AS applies")
+        result = run(sandbox, code)
+    assert result.status == "memory_limit" and result.exit_code > 0, result  # the OOM killer took some children
+    assert_no_stray_processes()
+
+
 def test_infinite_loops_hit_the_cpu_or_wall_clock_limit(sandbox: Sandbox) -> None:
     spin = run(sandbox, "while True:\n    pass")
     assert spin.status == "timeout" and spin.detail in ("cpu time", "wall clock")  # a loaded machine: either
@@ -191,7 +215,7 @@ def test_the_cpu_limit_binds_before_a_generous_wall_clock() -> None:
     with Sandbox(SandboxLimits(wall_s=30.0, cpu_s=1), warm=True) as sb:
         spin = run(sb, "while True:\n    pass")
     assert (spin.status, spin.detail) == ("timeout", "cpu time")
-    assert 0.9 <= spin.cpu_s < 2.5
+    assert 0.5 <= spin.cpu_s < 2.5  # rusage is tick-sampled: it can read under the limit that fired
 
 
 def test_a_setsid_daemon_dies_with_its_program_and_does_not_hold_the_run(sandbox: Sandbox) -> None:
