@@ -76,7 +76,7 @@ class JudgeConfig:
     # Judge only rows that one of these filters left `unverifiable` (e.g. [math]: math-verify could not
     # parse the answer, so the model compares it with the gold); () judges every row of `categories`.
     only_unverifiable_by: tuple[str, ...] = ()
-    engine: Literal["vllm", "openai"] = "vllm"
+    engine: Literal["vllm", "openai", ""] = ""  # required when the judge runs ("" keeps plans free of a judge)
     model: str = ""  # model path/id (vllm) or the served name (openai)
     prompt: str = MATH_ANSWER_PROMPT  # {question} {answer} {reference}; other braces are left as they are
     system: str = ""  # an optional system turn for the judge
@@ -121,6 +121,8 @@ class JudgeConfig:
 
     def check_runnable(self) -> None:
         """What a run needs beyond the defaults (the filter stage calls this when `judge` is in `only`)."""
+        if self.engine not in ("vllm", "openai"):
+            raise ValueError("engine: vllm or openai required when the judge filter runs")
         if not self.model:
             raise ValueError("model: required when the judge filter runs (the judge model path/id or served name)")
         if self.engine == "openai" and not self.base_url:
