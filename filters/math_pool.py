@@ -329,7 +329,7 @@ def worker_main(memory_mb: int) -> None:
 
     from thinktoggle.filters.math import judge_math
 
-    judge_math("\\boxed{1}", "1")  # warm the parser (latex2sympy builds its grammar on first use)
+    judge_math("\\boxed{\\frac{1}{2}}", "0.5")  # warm the parser (latex2sympy builds its grammar on first use)
     protocol.write(b'{"ready": true}\n')
     for line in sys.stdin.buffer:
         try:

@@ -83,7 +83,11 @@ TRUTH_TABLE = [
     ("\\boxed{3}", "$3$", "pass", ""),
     ("\\boxed{3}", "\\boxed{3}", "pass", ""),
     ("<think>\nlet me work: 6/2\n</think>\n\n\\boxed{3}", "3", "pass", ""),
+    ("Answer: 007", "7", "pass", ""),  # plain integers: the exact fast path
+    ("\\boxed{-12}", "$-12$", "pass", ""),
+    ("\\boxed{12.0}", "12", "pass", ""),  # not a plain integer: math-verify decides
     # wrong answers fail
+    ("\\boxed{12345678901234567890}", "12345678901234567891", "fail", "wrong_answer"),  # exact, not 15 digits
     ("\\boxed{3}", "4", "fail", "wrong_answer"),
     ("\\boxed{x+1}", "x+2", "fail", "wrong_answer"),
     ("\\boxed{0.33}", "\\frac{1}{3}", "fail", "wrong_answer"),
@@ -130,7 +134,7 @@ def test_math_truth_table(truth_table_outcomes, index, row):
 
 def test_truth_table_is_bounded(truth_table_outcomes):
     _, seconds = truth_table_outcomes
-    # 28 rows on 2 workers, three of them traps bounded by 8 s each (2 s inner timeouts in practice).
+    # ~32 rows on 2 workers, three of them traps bounded by 8 s each (2 s inner timeouts in practice).
     assert seconds < 40
 
 
