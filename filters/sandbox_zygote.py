@@ -151,8 +151,22 @@ def _run_script(code: str) -> int:
         _report(_exception_report(exc))
         traceback.print_exc()
         status = 1
-    _flush_std()
+    _interpreter_exit()
     return status & 0xFF
+
+
+def _interpreter_exit() -> None:
+    """What a normal interpreter exit does before the process ends: join non-daemon threads (the common
+    `threading.Thread(target=main).start()` trick for deep recursion), run atexit handlers, flush stdio."""
+    threading = sys.modules.get("threading")
+    if threading is not None:
+        with contextlib.suppress(BaseException):
+            threading._shutdown()
+    with contextlib.suppress(BaseException):
+        import atexit
+
+        atexit._run_exitfuncs()
+    _flush_std()
 
 
 def _run_functional(code: str, test: str, entry_point: str) -> int:

@@ -24,6 +24,15 @@ from thinktoggle.schemas.think import compose_output
 LIMITS = SandboxLimits(wall_s=3.0, cpu_s=1, memory_mb=512, output_bytes=64 * 1024, processes=16)
 ADD_CHECK = {"entry_point": "add", "test": "def check(candidate):\n    assert candidate(2, 3) == 5\n"}
 SUM_STDIO = {"stdio": [{"input": "1 2\n", "output": "3\n"}, {"input": "10 -4\n", "output": "6"}]}
+# The usual competitive-programming trick for deep recursion: the work runs in a big-stack thread.
+THREADED_SUM = """import sys, threading
+sys.setrecursionlimit(1 << 16)
+threading.stack_size(1 << 26)
+def total(xs):
+    return xs[0] if len(xs) == 1 else xs[0] + total(xs[1:])
+def main():
+    print(total(list(map(int, input().split()))))
+threading.Thread(target=main).start()"""
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +61,7 @@ CASES = [
     # (answer, tests, expected verdict)
     (fenced("def add(a, b):\n    return a + b"), ADD_CHECK, verdict("pass")),
     (fenced("a, b = map(int, input().split())\nprint(a + b)"), SUM_STDIO, verdict("pass")),
+    (fenced(THREADED_SUM), SUM_STDIO, verdict("pass")),  # output from a worker thread, as after a normal exit
     (fenced("def add(a, b):\n    return a - b"), ADD_CHECK, verdict("fail", "wrong_answer")),
     (fenced("a, b = map(int, input().split())\nprint(a * b)"), SUM_STDIO, verdict("fail", "wrong_answer")),
     (fenced("def add(a, b):\n    return a +"), ADD_CHECK, verdict("fail", "syntax_error")),
