@@ -188,7 +188,7 @@ def load_plan_prompts(out_dir: Path) -> list[Record]:
     return [arrow_row_to_record(row) for row in pq.read_table(_prompts_path(out_dir)).to_pylist()]
 
 
-def shard_prompts(prompts: list[Record], shard_size: int) -> list[list[Record]]:
+def shard_prompts(prompts: list, shard_size: int) -> list[list]:
     return [prompts[i : i + shard_size] for i in range(0, len(prompts), shard_size)]
 
 
@@ -271,29 +271,33 @@ def answered_record(
         "temperature": s.temperature,
         "top_p": 1.0 if s.temperature == 0 else s.top_p,
         "max_tokens": s.max_tokens,
-        "seed": request.seed,
+        "seed": request.seed if getattr(engine, "per_request_seeds", True) else None,
         "finish_reason": c.finish_reason,
         "prompt_tokens": c.prompt_tokens,
         "completion_tokens": c.completion_tokens,
         "reasoning_content": c.reasoning_content is not None,
     }
-    base = Record(
+    if c.error is not None:
+        output, verdicts = "", [Verdict(GENERATE_FILTER, "error", c.error)]
+    else:
+        normalised = normalise_answer(c.text, mode, c.reasoning_content, c.finish_reason)
+        output = normalised.output
+        verdicts = [Verdict(TOGGLE_FILTER, "fail", normalised.problem)] if normalised.problem else []
+    return Record(
         input=prompt.input,
         category=prompt.category,
         reasoning=mode,  # type: ignore[arg-type]
+        output=output,
         expected_answer=prompt.expected_answer,
         tests=prompt.tests,
         generator=generator_name(config, mode, prompt),
         license=prompt.license,
         sample=sample,
         sampling=sampling,
+        verdicts=verdicts,
         metadata=prompt.metadata,
+        pair_id=prompt.pair_id,  # already hashed from the same input and category
     )
-    if c.error is not None:
-        return base.with_verdict(Verdict(GENERATE_FILTER, "error", c.error))
-    normalised = normalise_answer(c.text, mode, c.reasoning_content, c.finish_reason)
-    verdicts = [Verdict(TOGGLE_FILTER, "fail", normalised.problem)] if normalised.problem else []
-    return base.with_output(normalised.output, verdicts=verdicts)
 
 
 def write_part(
@@ -448,14 +452,14 @@ def collect_stats(config: GenerateConfig, out_dir: Path, rejected: int = 0) -> S
     stats.n_in += rejected
     for _ in range(rejected):
         stats.fail("bad_input")
-    prompts = load_plan_prompts(out_dir)
+    pair_ids = pq.read_table(_prompts_path(out_dir), columns=["pair_id"])["pair_id"].to_pylist()
     flagged: Counter = Counter()
     kept_ok = 0
-    for k, shard in enumerate(shard_prompts(prompts, config.shard_size)):
+    for k, shard in enumerate(shard_prompts(pair_ids, config.shard_size)):
         for mode in config.modes:
             part = Part(k, mode)
             n = config.sampling(mode).n
-            expected = {(p.pair_id, s) for p in shard for s in range(n)}
+            expected = {(pair_id, s) for pair_id in shard for s in range(n)}
             stats.n_in += len(expected)
             kept_path = kept_dir(out_dir) / part.name
             present: set[tuple[str, int]] = set()

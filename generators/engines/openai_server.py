@@ -80,6 +80,7 @@ class OpenAIEngine:
                         seed=None if request.seed is None else request.seed + index,
                         extra_body=body or None,
                     )
+                return _completion(response)
             except (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError) as exc:
                 # APITimeoutError is an APIConnectionError
                 last, error = f"{type(exc).__name__}: {str(exc)[:200]}", exc
@@ -87,8 +88,10 @@ class OpenAIEngine:
                 if exc.status_code < 500 and exc.status_code != 429:
                     return Completion(error=f"http_{exc.status_code}: {str(exc)[:300]}")
                 last, error = f"http_{exc.status_code}: {str(exc)[:200]}", exc
-            else:
-                return _completion(response)
+            except (ValueError, TypeError, AttributeError, IndexError) as exc:
+                # A 200 whose body is not a chat completion (malformed JSON from a broken proxy, no choices):
+                # retried like a server error, instead of escaping gather() and failing the whole batch.
+                last, error = f"bad_response: {type(exc).__name__}: {str(exc)[:200]}", None
             if attempt < self.retries:
                 await asyncio.sleep(self._delay(attempt, error))
         return Completion(error=f"request_failed: {last} (after {self.retries + 1} attempts)")

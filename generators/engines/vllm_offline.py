@@ -37,12 +37,20 @@ class VLLMEngine:
         enforce_eager: bool = False,
         seed: int = 0,
         llm: Any = None,
+        per_request_seeds: bool | None = None,
         **llm_kwargs: Any,
     ) -> None:
         import vllm
 
         self.version = vllm.__version__
         self._owned = llm is None
+        if per_request_seeds is None:
+            # vLLM's CPU backend crashes the engine ("CPU Generator does not use offset") when a seeded request's
+            # prompt is prefilled in chunks, which large batches cause; there, sampling uses the engine's seed.
+            from vllm.platforms import current_platform
+
+            per_request_seeds = not current_platform.is_cpu()
+        self.per_request_seeds = per_request_seeds
         if llm is None:
             if not model:
                 raise ValueError("VLLMEngine: a model path or id is required")
@@ -62,11 +70,10 @@ class VLLMEngine:
         self.llm = llm
 
     @classmethod
-    def from_llm(cls, llm: Any) -> VLLMEngine:
-        return cls(llm=llm)
+    def from_llm(cls, llm: Any, per_request_seeds: bool | None = None) -> VLLMEngine:
+        return cls(llm=llm, per_request_seeds=per_request_seeds)
 
-    @staticmethod
-    def sampling_params(request: ChatRequest):
+    def sampling_params(self, request: ChatRequest):
         from vllm import SamplingParams
 
         s = request.sampling
@@ -76,7 +83,7 @@ class VLLMEngine:
             temperature=s.temperature,
             top_p=1.0 if greedy else s.top_p,
             max_tokens=s.max_tokens,
-            seed=request.seed,
+            seed=request.seed if self.per_request_seeds else None,
         )
 
     def _chat(self, requests: Sequence[ChatRequest], template_kwargs: dict[str, Any] | None) -> list[list[Completion]]:
