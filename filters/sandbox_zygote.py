@@ -28,6 +28,7 @@ import struct
 import sys
 import time
 import traceback
+import types
 
 FRAME = struct.Struct(">II")
 WORKDIR = "/tmp/work"  # recreated empty for every program (a private folder when not contained)
@@ -136,8 +137,17 @@ def _exception_report(exc: BaseException) -> str:
     return "error:" + type(exc).__name__
 
 
+def _fresh_main(name: str) -> dict:
+    """A new, empty module for the program, installed as `__main__` (so `import __main__`, pickling and
+    multiprocessing see the program, not the zygote)."""
+    module = types.ModuleType(name)
+    module.__dict__.update(__builtins__=builtins, __file__="solution.py")
+    sys.modules["__main__"] = module
+    return module.__dict__
+
+
 def _run_script(code: str) -> int:
-    namespace = {"__name__": "__main__", "__builtins__": builtins, "__file__": "solution.py"}
+    namespace = _fresh_main("__main__")
     status = 0
     try:
         exec(compile(code, "solution.py", "exec"), namespace)
@@ -175,7 +185,7 @@ def _run_functional(code: str, test: str, entry_point: str) -> int:
     Only after check returns does the harness read the nonce (from an fd the zygote filled before the fork)
     and write it to the result fd: a program that exits, by any means, before that point cannot pass.
     """
-    namespace = {"__name__": "solution", "__builtins__": builtins}
+    namespace = _fresh_main("solution")
     phase = "load"
     try:
         exec(compile(code, "solution.py", "exec"), namespace)

@@ -308,14 +308,14 @@ def test_files_and_globals_do_not_carry_over_between_programs(warm: Sandbox) -> 
         print(os.getcwd())
     """
     reader = """
-        import builtins, math, os
+        import __main__, builtins, math, os
         print(os.path.exists("/tmp/left-behind"), os.listdir("."), os.listdir("/dev/shm"),
-              hasattr(builtins, "LEAK"), math.pi == 3)
+              hasattr(builtins, "LEAK"), math.pi == 3, hasattr(__main__, "_serve_one"))
     """
     solo = Sandbox(LIMITS, warm=True, workers=1)  # one warm sandbox: the reader runs where the writer ran
     try:
         assert run(solo, writer).stdout.strip() == b"/tmp/work"
-        assert run(solo, reader).stdout.strip() == b"False [] [] False False"
+        assert run(solo, reader).stdout.strip() == b"False [] [] False False False"  # not even the zygote's globals
     finally:
         solo.close()
     assert_no_stray_processes()
