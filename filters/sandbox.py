@@ -53,7 +53,9 @@ sandbox's network, ipc and uts namespaces are reused (empty network; IPC checked
 zygote (same uid) — that only kills or stalls its own sandbox, which the host then discards; programs in one
 sandbox share the zygote's hash seed (set/dict order is identical between them, unlike fresh interpreters);
 timing channels between consecutive programs. The zygote is non-dumpable (no ptrace, no /proc/<pid>/fd or
-mem access by the programs) and zeroes program payloads after each fork.
+mem access by the programs) and zeroes each request (source, tests, stdin, nonce) once the child is forked, so a
+later program cannot find them in memory it inherits; the outputs of earlier programs pass through the zygote's
+heap and may linger there (stdio expected outputs never enter the sandbox at all).
 
 Without `bwrap` the sandbox refuses to run (`SandboxUnavailable`) unless `allow_unsafe=True`: then programs
 run as plain host processes (same uid, same filesystem, same network) with rlimits, the wall clock and, where
