@@ -367,3 +367,26 @@ def test_a_program_that_kills_its_zygote_only_breaks_its_own_sandbox(warm: Sandb
     assert result.status == "crashed" and not result.passed
     assert run(warm, "print('next')").stdout == b"next\n"  # a fresh sandbox took its place
     assert_no_stray_processes()
+
+
+def test_the_zygote_is_out_of_reach_of_its_programs(warm: Sandbox) -> None:
+    """Same uid, but non-dumpable: no ptrace, no /proc/<zygote>/fd|mem|environ; no mount, no user namespace."""
+    code = """
+        import ctypes, os
+        libc = ctypes.CDLL(None, use_errno=True)
+        zygote = os.getppid()
+        print(libc.ptrace(16, zygote, 0, 0) == -1)  # PTRACE_ATTACH
+        opened = 0
+        for path in [f"/proc/{zygote}/fd/{fd}" for fd in os.listdir(f"/proc/{zygote}/fd")] + [
+            f"/proc/{zygote}/mem", f"/proc/{zygote}/environ"
+        ]:
+            try:
+                os.close(os.open(path, os.O_RDONLY))
+                opened += 1
+            except OSError:
+                pass
+        print(opened)
+        print(libc.mount(b"none", b"/tmp", b"tmpfs", 0, None) == -1, libc.unshare(0x10000000) == -1)
+    """
+    result = run(warm, code)
+    assert result.stdout.split() == [b"True", b"0", b"True", b"True"], result
