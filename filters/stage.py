@@ -1,6 +1,6 @@
 """The filter stage: records in, verdicts on, kept / dropped / failed out — every record accounted for.
 
-    reader (this rank's prompts) -> format -> length -> repetition -> math -> code -> writer
+    reader (this rank's prompts) -> format -> length -> repetition -> math -> code [-> judge] -> writer
 
     out_dir/kept/*.parquet     kept rows: the published layout + id, pair_id, verdicts
     out_dir/dropped/*.parquet  dropped rows + filter, reason, detail, source (file:line)
@@ -10,7 +10,11 @@
                                "failed"}}, ...}: in == kept + dropped + failed, checked on write
     out_dir/stats/, progress/, logs/   per-rank stats, progress counters, datatrove logs and completion markers
 
-Filters run cheapest first, and a record leaves at the first filter that rejects it. Each filter is a datatrove
+Filters run cheapest first, and a record leaves at the first filter that rejects it. A filter that does not
+apply to a row (math on a chat row) lets it through: `by_filter[name]["kept"]` counts every row that got past.
+Every rank reads the whole input and keeps its share of prompts (all samples of a prompt in one rank, for the
+majority vote): reading is repeated per rank, which is cheap next to verification. Math rows without gold wait
+in their rank until its input ends, then vote. Each filter is a datatrove
 step, so the stage runs unchanged on the Local, Slurm and Ray executors; a rerun into the same folder skips
 the ranks that completed (datatrove's completion markers) and merges every rank's stats again.
 """
