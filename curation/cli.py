@@ -90,6 +90,9 @@ STAGE_COMMANDS: list[tuple[str, str, str]] = [
     ("mix", "thinktoggle.curation.commands", "mix"),
     ("export", "thinktoggle.curation.commands", "export"),
     ("publish", "thinktoggle.curation.commands", "publish"),
+    ("train", "thinktoggle.training.cli", "train"),
+    ("validate", "thinktoggle.training.cli", "validate"),
+    ("demo", "thinktoggle.training.cli", "demo"),
 ]
 
 

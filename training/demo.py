@@ -1,0 +1,203 @@
+"""`thinktoggle demo`: the whole mission in one command, offline, on a CPU.
+
+    recipes/demo.yaml through the recipe runner (one code path with `thinktoggle run`):
+      procedural mod-10 chains (train split) → procedural teacher, on/off pairs → filters (format, length,
+      repetition, math) → exact dedup → decontamination against the held-out split → mix (complete pairs)
+      → export with a dataset card → train a tiny Llama from scratch → validate the toggle on held-out problems
+    then a distillation round, the paper's teacher → verifier loop at toy scale:
+      new prompts → the freshly trained model, served by vLLM, answers each n times per mode (generate stage)
+      → the math filter rejects the wrong ones (filter stage); its funnel says how many and why.
+
+A rerun into the same folder resumes: completed stages are skipped (the runner's markers), an interrupted
+training resumes from its last checkpoint, the distillation's generate stage regenerates only what is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "demo.yaml"
+
+# --small: the same pipeline in seconds (the test suite runs it). Too few steps to learn the toggle.
+SMALL_OVERRIDES = (
+    "sources.0.limit=48",
+    "train.max_steps=30",
+    "train.warmup_steps=5",
+    "train.save_every=0",
+    "validate.limit=16",
+    "export.plots=false",
+)
+
+
+class DemoError(Exception):
+    """The demo cannot run (a changed recipe in a used folder, a stage that failed)."""
+
+
+def distill_sizes(small: bool) -> tuple[int, int]:
+    """(new prompts, samples per prompt and mode) of the distillation round."""
+    return (8, 2) if small else (64, 4)
+
+
+def run_pipeline(out_dir: Path, seed: int, small: bool, engine: str) -> Any:
+    """Run recipes/demo.yaml into `out_dir` through the recipe runner."""
+    from thinktoggle.curation.recipe import RecipeError, load_recipe
+    from thinktoggle.curation.runner import RunError, run_recipe
+
+    overrides = [
+        f"out_dir={out_dir}",
+        f"sources.0.seed={seed}",
+        f"mix.seed={seed}",
+        f"train.seed={seed}",
+        f"validate.seed={seed}",
+        f"validate.engine={engine}",
+        *(SMALL_OVERRIDES if small else ()),
+    ]
+    try:
+        recipe = load_recipe(RECIPE, overrides)
+        return run_recipe(recipe, report=lambda line: console.print(line, highlight=False))
+    except (RecipeError, RunError) as exc:
+        raise DemoError(str(exc)) from None
+
+
+def distillation_round(out_dir: Path, model_dir: Path, seed: int, small: bool, engine: str) -> dict[str, Any]:
+    """The trained model as the teacher of new prompts, n samples per mode, rejection-sampled by the math filter."""
+    from thinktoggle.filters.stage import FilterConfig, run_filter
+    from thinktoggle.generators.engines.base import SamplingConfig
+    from thinktoggle.generators.generate import GenerateConfig, kept_dir, run_generate
+    from thinktoggle.generators.procedural import procedural_records
+    from thinktoggle.generators.sources import write_prompts
+    from thinktoggle.training.inference import open_engine
+
+    n_prompts, n = distill_sizes(small)
+    root = out_dir / "distill"
+    prompts_path = root / "prompts" / "prompts.parquet"
+    if not prompts_path.exists():
+        # new problems: another seed's draw of the train split (never a held-out problem)
+        write_prompts(procedural_records("mod_chain", n_prompts, seed=seed + 1_000_003, split="train"), prompts_path)
+    # Sampled in both modes (T=0.6, top-p 0.95): rejection sampling needs n different answers to choose from.
+    sampling = SamplingConfig(n=n, temperature=0.6, top_p=0.95, max_tokens=64)
+    config = GenerateConfig(
+        engine="vllm",  # the label of the teacher; the engine itself is built here (vLLM or transformers)
+        teacher_on=str(model_dir),
+        sampling_on=sampling,
+        sampling_off=sampling,
+        seed=seed,
+        shard_size=1000,
+        progress=False,
+    )
+    generate_dir = root / "generate"
+    if not (generate_dir / "stats.json").exists():
+        teacher = open_engine(model_dir, engine, seed=seed)
+        try:
+            run_generate(config, [prompts_path], generate_dir, engine=teacher)
+        finally:
+            teacher.close()
+    filter_dir = root / "filter"
+    if not (filter_dir / "stats.json").exists():
+        run_filter(FilterConfig(only=("format", "math")), [kept_dir(generate_dir)], filter_dir)
+    return {
+        "prompts": n_prompts,
+        "samples_per_mode": n,
+        "generate": json.loads((generate_dir / "stats.json").read_text()),
+        "filter": json.loads((filter_dir / "stats.json").read_text()),
+        "kept_dir": str(filter_dir / "kept"),
+    }
+
+
+def kept_by_mode(kept_dir: Path) -> dict[str, int]:
+    from thinktoggle.schemas.io import iter_rows
+
+    counts = {"on": 0, "off": 0}
+    if kept_dir.exists():
+        for read in iter_rows([kept_dir]):
+            if read.row is not None:
+                counts[read.row["reasoning"]] += 1
+    return counts
+
+
+def print_report(out_dir: Path, result: Any, distill: dict[str, Any], seconds: float) -> None:
+    funnel = Table(title="data funnel (recipes/demo.yaml)", title_justify="left")
+    for column in ("stage", "in", "kept", "dropped", "failed", "seconds"):
+        funnel.add_column(column, justify="left" if column == "stage" else "right")
+    for stage in ("sources", "generate", "filter", "dedup", "decontaminate", "mix", "export", "train", "validate"):
+        marker = out_dir / ".run" / "done" / f"{stage}.json"
+        if marker.exists():
+            data = json.loads(marker.read_text())
+            s = data["stats"]
+            funnel.add_row(
+                stage, str(s["in"]), str(s["kept"]), str(s["dropped"]), str(s["failed"]), f"{data['seconds']:.0f}"
+            )
+    console.print(funnel)
+
+    report = json.loads((out_dir / "validate" / "report.json").read_text())
+    toggle = Table(title="toggle validation on held-out problems", title_justify="left")
+    for column in ("mode", "n", "compliance", "accuracy", "mean response tokens"):
+        toggle.add_column(column, justify="right")
+    for mode, row in report["summary"].items():
+        toggle.add_row(
+            mode,
+            str(row["n"]),
+            f"{row['compliance']:.3f}",
+            f"{row['accuracy']:.3f}",
+            f"{row['mean_response_tokens']:.1f}",
+        )
+    console.print(toggle)
+    summary = report["summary"]
+    if "on" in summary and "off" in summary:
+        console.print(f"accuracy on - off: {summary['on']['accuracy'] - summary['off']['accuracy']:+.3f}")
+
+    f = distill["filter"]
+    by_mode = kept_by_mode(Path(distill["kept_dir"]))
+    console.print(
+        f"distillation: {distill['prompts']} new prompts x {distill['samples_per_mode']} samples x 2 modes "
+        f"= {f['in']} answers from the trained model; the math filter kept {f['kept']} "
+        f"(on {by_mode['on']}, off {by_mode['off']}), dropped {f['dropped']} {f['dropped_reasons'] or ''}, "
+        f"failed {f['failed']} {f['failed_reasons'] or ''}"
+    )
+    train_summary = json.loads((out_dir / "train" / "train_summary.json").read_text())
+    console.print(
+        f"trained {train_summary['parameters']:,} parameters for {train_summary['steps']} steps "
+        f"({train_summary['tokens_per_s']:,.0f} tokens/s, final loss {train_summary['final_loss']:.4f})"
+    )
+    console.print(f"\nwhere everything is ({out_dir}):")
+    for what, path in (
+        ("dataset (published layout) + card", out_dir / "export"),
+        ("trained model (HF format)", out_dir / "train" / "model"),
+        ("validation report", out_dir / "validate" / "report.json"),
+        ("distillation kept / dropped", out_dir / "distill" / "filter"),
+        ("funnel", out_dir / "stats.json"),
+        ("summary", out_dir / "demo_summary.json"),
+    ):
+        console.print(f"  {what:<36} {path}")
+    console.print(f"demo finished in {seconds:.0f} s")
+
+
+def run_demo(out_dir: Path, seed: int = 0, small: bool = False, engine: str = "auto") -> dict[str, Any]:
+    """Run the demo into `out_dir`; return (and write to demo_summary.json) the figures it printed."""
+    from thinktoggle.schemas.io import atomic_write_text
+
+    started = time.monotonic()
+    out_dir = Path(out_dir)
+    result = run_pipeline(out_dir, seed, small, engine)
+    distill = distillation_round(out_dir, out_dir / "train" / "model", seed, small, engine)
+    seconds = time.monotonic() - started
+    report = json.loads((out_dir / "validate" / "report.json").read_text())
+    summary = {
+        "seed": seed,
+        "small": small,
+        "seconds": round(seconds, 1),
+        "validation": report["summary"],
+        "distillation": {k: v for k, v in distill.items() if k != "kept_dir"},
+        "kept_by_mode": kept_by_mode(Path(distill["kept_dir"])),
+    }
+    atomic_write_text(json.dumps(summary, indent=2) + "\n", out_dir / "demo_summary.json")
+    print_report(out_dir, result, distill, seconds)
+    return summary

@@ -1,0 +1,8 @@
+"""The training stages as the recipe runner names them (curation/stage_table.py): `train` and `validate`."""
+
+from __future__ import annotations
+
+from thinktoggle.training.trainer import TinyModelConfig, TrainConfig, run_train
+from thinktoggle.training.validate import ValidateConfig, run_validate
+
+__all__ = ["TinyModelConfig", "TrainConfig", "ValidateConfig", "run_train", "run_validate"]
