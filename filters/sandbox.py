@@ -155,6 +155,8 @@ class Program:
     mode: Mode = "script"
     test: str = ""
     entry_point: str = ""
+    wall_s: float | None = None  # per-program time limits (a problem's own); None: the sandbox's limits
+    cpu_s: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -487,16 +489,16 @@ class SandboxProcess:
         self.programs += 1
         nonce = secrets.token_hex(16) if program.mode == "functional" else ""
         parts = [p.encode("utf-8", "surrogatepass") for p in (program.code, program.test, program.stdin, nonce)]
-        header = {
-            "mode": program.mode,
-            "entry_point": program.entry_point,
-            "sizes": [len(p) for p in parts],
-            "limits": self.limits.for_zygote(),
-        }
-        head = json.dumps(header).encode()
+        limits = self.limits.for_zygote()
+        if program.wall_s is not None:
+            limits["wall_s"] = float(program.wall_s)
+        if program.cpu_s is not None:
+            limits["cpu_s"] = int(program.cpu_s)
+        header = {"mode": program.mode, "entry_point": program.entry_point, "sizes": [len(p) for p in parts]}
+        head = json.dumps({**header, "limits": limits}).encode()
         oom_before = self.cgroup.oom_kills() if self.cgroup else 0
         started = time.monotonic()
-        deadline = started + self.limits.wall_s + ANSWER_GRACE_S
+        deadline = started + limits["wall_s"] + ANSWER_GRACE_S
         try:
             self._write_all(FRAME.pack(len(head), sum(map(len, parts))) + head + b"".join(parts), deadline)
             reply, payload = self._read_frame(deadline, max_payload=2 * self.limits.output_bytes + 8192)
