@@ -228,6 +228,10 @@ def run_recipe(
     changes = check_same_recipe(recipe, layout, force)
     if changes:
         report(f"--force: recipe changed ({len(changes)} key(s)); stages whose settings changed will rerun")
+        for marker in sorted((layout.root / STATE_DIR / "done").glob("*.json")):
+            if marker.stem not in recipe.stage_names:  # a stage taken out of the recipe: its outputs are stale
+                marker.unlink()
+                report(f"{marker.stem}: no longer in the recipe; {layout.stage_dir(marker.stem)} is stale")
     save_resolved(recipe, layout)
 
     # Stages before the selection must be complete: their kept records are the selection's inputs.

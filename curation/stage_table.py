@@ -98,6 +98,13 @@ STAGES: dict[str, StageSpec] = {
         StageSpec("mix", "thinktoggle.curation.mix", "MixConfig", "run_mix", summary="caps, ratios, pairs"),
         StageSpec("export", "thinktoggle.curation.export", "ExportConfig", "run_export", summary="published + card"),
         StageSpec("train", "thinktoggle.training.stage", "TrainConfig", "run_train", summary="SFT"),
-        StageSpec("validate", "thinktoggle.training.stage", "ValidateConfig", "run_validate", summary="toggle check"),
+        StageSpec(
+            "validate",
+            "thinktoggle.training.stage",
+            "ValidateConfig",
+            "run_validate",
+            fans_out=True,  # reads the trained model (train's folder); its `in` counts held-out prompts
+            summary="toggle check",
+        ),
     )
 }

@@ -243,3 +243,21 @@ def test_resume_after_kill_9_loses_and_duplicates_nothing(demo_run, tmp_path):
         (s["stage"], s["in"], s["kept"]) for s in uninterrupted["stages"]
     ]
     assert layout.fingerprint_file.exists()
+
+
+def test_forced_rerun_with_a_train_stage_reuses_every_curation_stage(demo_run):
+    """Adding `train` (and changing nothing else) reruns only train, which reads the export."""
+    from thinktoggle.curation.recipe import load_recipe
+
+    settings = ["max_steps=2", "warmup_steps=1", "batch_size=2", "seq_len=128", "save_every=0", "progress=false"]
+    recipe = load_recipe(DEMO, [f"out_dir={demo_run}", *(f"train.{s}" for s in settings)])
+    with pytest.raises(RunError, match=r"(?s)changed:.*train: added.*--force"):
+        run_recipe(recipe, report=lambda _: None)
+    lines: list[str] = []
+    result = run_recipe(recipe, force=True, report=lines.append)
+    assert result.ran == ["train"]
+    assert result.skipped == ["sources", "generate", "filter", "dedup", "decontaminate", "mix", "export"]
+    funnel = json.loads((demo_run / "stats.json").read_text())
+    export, train = funnel["stages"][-2:]
+    assert train["stage"] == "train" and train["in"] == export["kept"] and funnel["consistent"]
+    assert (demo_run / "train" / "model" / "config.json").exists()
