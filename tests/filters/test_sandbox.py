@@ -76,7 +76,8 @@ def test_a_plain_program_runs_with_its_stdin(sandbox: Sandbox) -> None:
 
 def test_secret_files_outside_are_invisible(sandbox: Sandbox) -> None:
     token = uuid.uuid4().hex
-    secrets = [Path("/root") / f".thinktoggle-secret-{token}", REPO / f".thinktoggle-secret-{token}"]
+    # Under the home folder (/root here) and the repository (/work/main here): both outside the sandbox.
+    secrets = [Path.home() / f".thinktoggle-secret-{token}", REPO / f".thinktoggle-secret-{token}"]
     for path in secrets:
         path.write_text(f"SECRET-{token}")
         path.chmod(0o644)
@@ -104,7 +105,7 @@ def test_secret_files_outside_are_invisible(sandbox: Sandbox) -> None:
 
 def test_writes_outside_the_sandbox_fail_and_leave_nothing(sandbox: Sandbox) -> None:
     token = uuid.uuid4().hex
-    targets = [f"/root/w-{token}", f"{REPO}/w-{token}", f"/usr/w-{token}", f"/w-{token}", f"/tmp/w-{token}"]
+    targets = [f"{Path.home()}/w-{token}", f"{REPO}/w-{token}", f"/usr/w-{token}", f"/w-{token}", f"/tmp/w-{token}"]
     code = f"""
         for path in {targets!r}:
             try:
