@@ -406,7 +406,12 @@ def main() -> None:
             payload = _read_exact(0, payload_len)
         except EOFError:
             return
-        _serve_one(header, payload, contained)
+        try:
+            _serve_one(header, payload, contained)
+        except Exception as exc:  # noqa: BLE001 - our own failure (fork refused, ...): not the program's
+            empty = {"exit_code": None, "cpu_s": 0.0, "wall_s": 0.0, "sizes": [0, 0, 0], "clean": False}
+            _send({**empty, "status": "sandbox_error", "detail": f"zygote: {type(exc).__name__}: {exc}"}, [])
+            return
         if "--once" in sys.argv:
             return
 
