@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import re
 import sys
+import traceback
 from pathlib import Path
 
 import typer
@@ -27,7 +29,7 @@ def run(
 ):
     """Run a recipe's stages in order; a rerun skips completed stages and resumes a partial one."""
     from thinktoggle.curation.recipe import RecipeError, load_recipe
-    from thinktoggle.curation.runner import RunError, run_recipe
+    from thinktoggle.curation.runner import RunError, StageFailed, run_recipe
     from thinktoggle.curation.slurm import SlurmPlanError
     from thinktoggle.curation.stage_table import StageUnavailable
     from thinktoggle.schemas.io import InputError
@@ -52,6 +54,16 @@ def run(
     except (RunError, StageUnavailable, SlurmPlanError, InputError, FileNotFoundError) as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from None
+    except StageFailed as exc:
+        # The stage's message is shown; its traceback goes to the run's log (THINKTOGGLE_DEBUG=1 shows it here).
+        if os.environ.get("THINKTOGGLE_DEBUG"):
+            raise
+        log = Path(loaded.out_dir) / "run.log"
+        with log.open("a") as handle:
+            traceback.print_exception(exc.error, file=handle)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        err.print(f"the traceback is in {escape(str(log))}; fix and rerun the same command to resume")
+        raise typer.Exit(1) from None
     if result.submitted:
         print(f"submitted {len(result.submitted)} Slurm job(s): {' '.join(result.submitted)}")
         print(f"rerun `thinktoggle run {recipe}` after they finish to see the funnel in {result.root / 'stats.json'}")

@@ -41,6 +41,14 @@ class RunError(Exception):
     """A run that cannot proceed for a reason the user can fix (changed recipe, missing upstream stage)."""
 
 
+class StageFailed(Exception):
+    """A stage raised: which stage, and the exception (kept as __cause__ for the traceback)."""
+
+    def __init__(self, stage: str, error: BaseException) -> None:
+        self.stage, self.error = stage, error
+        super().__init__(f"stage {stage} failed: {type(error).__name__}: {error}")
+
+
 @dataclass(frozen=True)
 class StageStep:
     """One stage as the runner sees it: where it reads from and writes to."""
@@ -263,7 +271,12 @@ def run_recipe(
             layout.clear_stage(step.name)
         report(f"{label}: running -> {step.out_dir}")
         started = time.monotonic()
-        stats = run_stage(step, recipe, layout)
+        try:
+            stats = run_stage(step, recipe, layout)
+        except (RunError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # named, so that the CLI can say which stage and keep the traceback in a log
+            raise StageFailed(step.name, exc) from exc
         result.stats[step.name] = stats
         result.ran.append(step.name)
         report(f"{label}: done in {time.monotonic() - started:.1f}s: {_describe_stats(stats)}")

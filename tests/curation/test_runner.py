@@ -150,6 +150,17 @@ def test_cli_reports_recipe_errors_with_lines_and_no_traceback(tmp_path):
     assert "Traceback" not in out
 
 
+def test_cli_names_a_failing_stage_and_keeps_the_traceback_in_the_log(tmp_path):
+    out = tmp_path / "run"
+    args = ["run", str(DEMO), "--set", f"out_dir={out}", "--set", "sources.0.path=no_such_task"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1
+    assert "error: stage sources failed: ValueError: unknown procedural task 'no_such_task'" in result.output
+    assert "Traceback" not in result.output
+    assert "Traceback" in (out / "run.log").read_text()
+    assert not (out / ".run" / "done").exists()
+
+
 def test_dry_run_plans_without_running_or_importing_vllm(tmp_path):
     code = (
         "import sys\n"
