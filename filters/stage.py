@@ -365,7 +365,10 @@ def count_input_rows(inputs: list[Path]) -> int | None:
     for path in discover_files(inputs):
         name = path.name.lower()
         if name.endswith(".parquet"):
-            total += pq.ParquetFile(path).metadata.num_rows
+            try:
+                total += pq.ParquetFile(path).metadata.num_rows
+            except (OSError, ValueError):  # corrupt or not parquet: the reader reports it as a failed row, named
+                total += 1
         elif name.endswith((".jsonl", ".json", ".ndjson", ".jsonl.gz", ".json.gz")):
             opener = gzip.open if name.endswith(".gz") else open
             with opener(path, "rb") as handle:
