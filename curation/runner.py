@@ -256,7 +256,10 @@ def run_recipe(
     if "slurm" in executor_types:
         from thinktoggle.curation.slurm import submit_chain
 
-        result.submitted = submit_chain(recipe, selected, layout, stages, report=report)
+        result.submitted = submit_chain(recipe, selected, layout, stages, report=report, force=force)
+        result.skipped = [s.name for s in selected if layout.is_complete(recipe, s.name)]
+        if not result.submitted:  # everything had finished: the funnel from the jobs' markers
+            write_run_stats(recipe, steps, layout)
         return result
 
     for index, step in enumerate(selected, 1):

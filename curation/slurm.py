@@ -14,13 +14,16 @@ completion markers), so a resubmitted chain skips stages whose jobs already comp
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from thinktoggle.curation.executors import ExecutorConfig, make_executor
+from thinktoggle.schemas.io import atomic_write_text
 
 
 class SlurmPlanError(ValueError):
@@ -86,25 +89,67 @@ def stage_executor(recipe: Any, step: Any, layout: Any, stages: dict[str, Any], 
     )
 
 
+def _submitted_path(layout: Any) -> Path:
+    return layout.root / ".run" / "slurm_jobs.json"
+
+
+def queued_jobs(job_ids: list[str]) -> set[str]:
+    """Which of `job_ids` Slurm still lists (pending or running). Without `squeue`, all of them (cannot tell)."""
+    if not job_ids:
+        return set()
+    try:
+        listed = subprocess.run(
+            ["squeue", "-h", "-o", "%F", "-j", ",".join(job_ids)], capture_output=True, text=True, timeout=60
+        )
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        return set(job_ids)
+    if listed.returncode != 0:  # squeue exits 1 for ids it no longer knows: none of them is queued
+        return set()
+    return {line.strip() for line in listed.stdout.splitlines()} & set(job_ids)
+
+
 def submit_chain(
-    recipe: Any, steps: list, layout: Any, stages: dict[str, Any], report: Callable[[str], None] = print
+    recipe: Any,
+    steps: list,
+    layout: Any,
+    stages: dict[str, Any],
+    report: Callable[[str], None] = print,
+    force: bool = False,
 ) -> list[str]:
-    """Submit every incomplete stage as a job that waits for the previous one. Returns `stage=job id` lines."""
+    """Submit every incomplete stage as a job that waits for the previous one. Returns `stage=job id` lines.
+
+    Refuses (unless `force`) while jobs of an earlier submission for those stages are still queued or running,
+    so that running the command twice does not start every stage twice.
+    """
+    for step in steps:
+        if step.section.executor.type != "slurm":
+            raise SlurmPlanError(
+                f"{step.name}.executor.type: a Slurm run submits every stage; got {step.section.executor.type}"
+            )
+    record_path = _submitted_path(layout)
+    earlier = json.loads(record_path.read_text()) if record_path.exists() else {}
+    todo = [s for s in steps if not layout.is_complete(recipe, s.name)]
+    waiting = queued_jobs(sorted({str(earlier[s.name]) for s in todo if s.name in earlier}))
+    if waiting and not force:
+        names = [s.name for s in todo if str(earlier.get(s.name)) in waiting]
+        raise SlurmPlanError(
+            f"stage(s) {', '.join(names)} already submitted (job(s) {', '.join(sorted(waiting))}) and still queued "
+            "or running (or squeue is missing); wait for them, scancel them, or use --force to submit again"
+        )
     submitted: list[str] = []
     previous = None
     for step in steps:
-        if layout.is_complete(recipe, step.name):
+        if step not in todo:
             report(f"{step.name}: complete, not submitted")
             continue
-        if step.section.executor.type != "slurm":
-            raise ValueError(f"{step.name}.executor.type: a Slurm run needs every stage on slurm, got local/ray")
         executor = stage_executor(recipe, step, layout, stages, depends=previous)
         executor.run()  # sbatch; launches `previous` first if it has not been
         submitted.append(f"{step.name}={executor.job_id}")
+        earlier[step.name] = str(executor.job_id)
+        atomic_write_text(json.dumps(earlier, indent=2) + "\n", record_path)
         after = f" (after job {previous.job_id})" if previous is not None and previous.job_id not in (None, -1) else ""
-        report(
-            f"{step.name}: submitted as job {executor.job_id}{after}; script {executor.logging_dir.resolve_paths('launch_script.slurm')}"
-        )
+        script = executor.logging_dir.resolve_paths("launch_script.slurm")
+        report(f"{step.name}: submitted as job {executor.job_id}{after}; script {script}")
         previous = executor
     return submitted
 

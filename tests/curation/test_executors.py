@@ -23,6 +23,7 @@ from thinktoggle.curation.cli import app
 from thinktoggle.curation.executors import ExecutorConfig, make_executor
 from thinktoggle.curation.recipe import loads_recipe
 from thinktoggle.curation.runner import run_recipe
+from thinktoggle.curation.slurm import SlurmPlanError
 from thinktoggle.schemas.io import iter_records
 
 HERE = Path(__file__).resolve().parent
@@ -125,6 +126,26 @@ def test_failed_slurm_stage_stops_the_chain(tmp_path, fake_slurm):
     assert not (out / "filter").exists() and not (out / ".run" / "done").exists()
 
 
+def test_resubmitting_while_jobs_are_queued_is_refused_unless_forced(tmp_path, fake_slurm, monkeypatch):
+    monkeypatch.delenv("FAKE_SLURM_RUN")  # submitted jobs stay "queued": nothing runs them
+    out = tmp_path / "run"
+    first = run_recipe(toy(out, "slurm"), stages=toy_stages(), report=lambda _: None)
+    assert first.submitted == ["generate=1000", "filter=1002"]
+    assert json.loads((out / ".run" / "slurm_jobs.json").read_text()) == {"generate": "1000", "filter": "1002"}
+    # No squeue here to ask: the runner cannot tell the jobs finished, so it refuses to start them twice.
+    with pytest.raises(SlurmPlanError, match=r"generate, filter already submitted \(job\(s\) 1000, 1002\)"):
+        run_recipe(toy(out, "slurm"), stages=toy_stages(), report=lambda _: None)
+    again = run_recipe(toy(out, "slurm"), stages=toy_stages(), report=lambda _: None, force=True)
+    assert again.submitted == ["generate=1004", "filter=1006"]
+
+
+def test_a_slurm_run_needs_every_stage_on_slurm(tmp_path, fake_slurm):
+    recipe = toy(tmp_path / "run", "slurm", ["generate.executor={type: local}"])
+    with pytest.raises(SlurmPlanError, match="generate.executor.type: a Slurm run submits every stage; got local"):
+        run_recipe(recipe, stages=toy_stages(), report=lambda _: None)
+    assert not list(fake_slurm.glob("job-*"))
+
+
 def test_slurm_dry_run_prints_the_sbatch_plan_and_writes_nothing(tmp_path):
     out = tmp_path / "planned"
     recipe = ROOT / "recipes" / "example-slurm.yaml"
@@ -170,6 +191,7 @@ import ray
 from toy_stages import toy_stages
 from thinktoggle.curation.recipe import loads_recipe
 from thinktoggle.curation.runner import run_recipe
+from thinktoggle.curation.slurm import SlurmPlanError
 
 if __name__ == "__main__":
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
