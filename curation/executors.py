@@ -7,6 +7,7 @@ decides where ranks run. Completion markers in `logging_dir` make reruns skip fi
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -104,6 +105,15 @@ def make_executor(
 
         if not ray.is_initialized():  # join RAY_ADDRESS's cluster if set, else start a local one
             ray.init(address=config.ray_address or None, ignore_reinit_error=True, log_to_driver=False)
+        have = ray.cluster_resources()
+        if config.gpus_per_task > have.get("GPU", 0) or config.cpus_per_task > have.get("CPU", 0):
+            # Ray waits (silently, forever) for resources no node has, unless an autoscaler adds them.
+            warnings.warn(
+                f"executor: each Ray task asks for {config.cpus_per_task} CPU(s) and {config.gpus_per_task} GPU(s); "
+                f"the cluster has {have.get('CPU', 0):g} CPU(s) and {have.get('GPU', 0):g} GPU(s) now: tasks will "
+                "wait until an autoscaler adds nodes that fit",
+                stacklevel=2,
+            )
 
         return RayPipelineExecutor(
             pipeline=pipeline,
