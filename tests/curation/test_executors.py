@@ -37,7 +37,7 @@ generate:
   teacher: {{model: tiny}}
   count: 20
 filter:
-  executor: {{partition: gpu, gpus_per_task: 1, time: "04:30:00", sbatch_args: {{account: lab}}}}
+  executor: {{partition: gpu, gpus_per_task: 3, workers: 1, time: "04:30:00", sbatch_args: {{account: lab}}}}
   drop_multiples_of: 3
 """
 
@@ -101,7 +101,8 @@ def test_slurm_chain_submits_one_job_per_stage_with_resources_and_dependency(tmp
     assert "#SBATCH --array=0-0" in generate and "--gpus" not in generate
     assert "#SBATCH --job-name=toy-generate" in generate
     assert "#SBATCH --partition=gpu" in filter_ and "#SBATCH --time=04:30:00" in filter_
-    assert "#SBATCH --gpus=2" in filter_ and "#SBATCH --account=lab" in filter_  # 1 GPU per task x 2 at once
+    assert "#SBATCH --gpus=3" in filter_ and "#SBATCH --account=lab" in filter_  # 3 GPUs per task x 1 at once
+    assert "#SBATCH --cpus-per-task=2" in filter_
     assert f"launch_pickled_pipeline {out.resolve()}/.slurm/filter/executor.pik" in filter_
     assert "--dependency=afterok:1000" in (fake_slurm / "job-1002.args").read_text().split()
     assert "--dependency" not in (fake_slurm / "job-1000.args").read_text()

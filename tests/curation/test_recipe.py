@@ -160,3 +160,12 @@ def test_real_stage_errors_name_key_and_line():
     assert "sources.0.limt: unknown key (did you mean 'limit'?)" in found
     with pytest.raises(RecipeError, match=r"demo-curation.yaml:\d+: generate.teacher_on: required for the vllm"):
         load_recipe(RECIPES / "demo-curation.yaml", ["generate.engine=vllm"])
+
+
+@pytest.mark.parametrize("path", sorted(RECIPES.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_recipe_validates_and_round_trips(path, tmp_path):
+    """Stage configs change; every recipe in recipes/ must still load (and its resolved form too)."""
+    recipe = load_recipe(path)
+    resolved = tmp_path / "recipe.resolved.yaml"
+    resolved.write_text(recipe.to_yaml())
+    assert load_recipe(resolved).fingerprint() == recipe.fingerprint()
