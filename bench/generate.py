@@ -133,6 +133,10 @@ def main() -> None:
         "raw_tokens_per_s": round(raw_tps, 1),
         "stage_tokens_per_s": round(stage_tps, 1),
         "ratio": round(stage_tps / raw_tps, 3),
+        # per alternated pair (robust to load drifting between pairs)
+        "pair_ratios": [round((st / ss) / (rt / rs), 3) for (rs, rt), (ss, st) in zip(raw, stage, strict=True)],
+        # the share of the stage's own wall time spent inside the engine: its ceiling against raw vLLM
+        "stage_engine_share": [round(1 - o / ss, 3) for o, (ss, _) in zip(overhead, stage, strict=True)],
         "raw_seconds": [round(s, 2) for s, _ in raw],
         "stage_seconds": [round(s, 2) for s, _ in stage],
         "stage_seconds_outside_engine": [round(s, 2) for s in overhead],
