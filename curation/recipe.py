@@ -5,7 +5,7 @@ A recipe names the run, its output folder, a default `executor:` and one section
     name: demo
     out_dir: runs/demo
     executor: {type: local, tasks: 2}
-    generate: {...}            # thinktoggle.generators.stage.GenerateConfig
+    generate: {...}            # thinktoggle.generators.generate.GenerateConfig
     filter: {executor: {tasks: 4}, ...}   # a stage's `executor:` overrides the default, key by key
 
 Validation is generic: every section is checked against the stage's frozen `XConfig` dataclass by looking at
@@ -113,7 +113,7 @@ class Recipe:
     def stage_fingerprint(self, name: str) -> str:
         """A hash of one stage's settings and of every stage before it (its inputs depend on them)."""
         data = self.to_dict()
-        chain = []
+        chain: list[Any] = [list(self.inputs)]  # the first stage's records, when it reads some
         for section in self.stages:
             chain.append({section.name: data[section.name], "executor": _plain(section.executor)})
             if section.name == name:
@@ -157,6 +157,9 @@ def _compose_file(path: Path) -> yaml.MappingNode:
         raise RecipeError([f"{path}: no such recipe file"]) from None
     except OSError as exc:
         raise RecipeError([f"{path}: cannot read: {exc.strerror}"]) from None
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes().count(b"\n", 0, exc.start) + 1
+        raise RecipeError([f"{path}:{line}: not UTF-8 text (byte {exc.start})"]) from None
     return _compose_text(text, str(path))
 
 
@@ -167,6 +170,9 @@ def _compose_text(text: str, name: str) -> yaml.MappingNode:
         mark = exc.problem_mark or exc.context_mark
         line = f"{name}:{mark.line + 1}" if mark else name
         raise RecipeError([f"{line}: invalid YAML: {exc.problem or exc.context}"]) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML refuses (a control character): no mark, a position
+        line = text.count("\n", 0, exc.position) + 1
+        raise RecipeError([f"{name}:{line}: invalid YAML: {exc.reason} (character {exc.character!r})"]) from None
     if node is None:
         raise RecipeError([f"{name}:1: empty recipe"])
     for mark_holder in _walk(node):
@@ -283,12 +289,9 @@ def _type_name(tp: Any) -> str:
     names = {str: "a string", int: "an integer", float: "a number", bool: "true or false", Path: "a path"}
     if tp in names:
         return names[tp]
-    if get_origin(tp) is Literal:
+    if typing.get_origin(tp) is Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
     return getattr(tp, "__name__", str(tp))
-
-
-get_origin = typing.get_origin
 
 
 def _scalar(node: yaml.Node) -> Any:
@@ -303,7 +306,7 @@ def convert(tp: Any, node: yaml.Node, path: str) -> Any:
 
     if tp is Any or tp is object:
         return SafeConstructor().construct_document(node)
-    origin = get_origin(tp)
+    origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     is_null = isinstance(node, yaml.ScalarNode) and node.tag == NULL_TAG
     if origin is Union or origin is types.UnionType:
