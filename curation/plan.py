@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from thinktoggle.curation.recipe import Recipe
-from thinktoggle.curation.runner import RunLayout, StageStep, plan_steps, select_steps
+from thinktoggle.curation.runner import RunLayout, StageStep, check_same_recipe, plan_steps, select_steps
 from thinktoggle.curation.stage_table import STAGES, StageSpec
 
 # Config fields that name what does the work: shown in the plan's "engines / models" column.
@@ -131,5 +131,12 @@ def print_plan(
         for name, command, script in sbatch_plan(recipe, selected, layout, stages):
             console.print(f"\n[bold]# {name}[/bold]: {escape(command)}")
             console.print(escape(script.strip()), highlight=False, soft_wrap=True)
+    changes = check_same_recipe(recipe, layout, force=True)
+    if changes:
+        console.print(
+            f"\n[yellow]{escape(str(layout.root))} was made by a different recipe[/yellow] (a run needs --force; "
+            "stages whose settings changed rerun):\n  " + escape("\n  ".join(changes[:20])),
+            highlight=False,
+        )
     console.print(f"\nresolved recipe -> {escape(str(layout.resolved))} (fingerprint {recipe.fingerprint()})")
     return selected

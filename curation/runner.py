@@ -6,6 +6,8 @@ Run folder (`out_dir`):
     stats.json                the run's funnel: in / kept / dropped / failed per stage and reason
     .run/fingerprint          hash of the resolved recipe; a rerun with a different one is refused unless --force
     .run/done/<stage>.json    completion marker, written atomically after the stage's own stats.json
+    .run/lock                 held (flock) by the one `thinktoggle run` using the folder
+    run.log                   datatrove's INFO logs and the traceback of a failed stage
     <stage>/                  each stage's folder: kept records under <stage>/kept/, dropped, stats.json, logs/
 
 A rerun skips stages whose marker matches the stage's fingerprint (its settings and everything upstream) and
@@ -18,7 +20,10 @@ command returns once the chain is submitted; local and Ray runs execute here and
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -111,6 +116,27 @@ class RunLayout:
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         atomic_write_text(json.dumps(marker, indent=2) + "\n", self.marker(stage))
+
+    @contextlib.contextmanager
+    def lock(self):
+        """Hold the run folder for one `thinktoggle run` at a time (released by the OS if the process dies)."""
+        path = self.root / STATE_DIR / "lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "?"
+                raise RunError(f"{self.root} is in use by another `thinktoggle run` (pid {holder})") from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def clear_stage(self, stage: str) -> None:
         self.marker(stage).unlink(missing_ok=True)
@@ -232,6 +258,21 @@ def run_recipe(
     steps = plan_steps(recipe, stages)
     selected = select_steps(steps, from_stage, only)
     layout = RunLayout(Path(recipe.out_dir))
+    with layout.lock():
+        return _run_locked(recipe, steps, selected, layout, from_stage, only, force, stages, report)
+
+
+def _run_locked(
+    recipe: Recipe,
+    steps: list[StageStep],
+    selected: list[StageStep],
+    layout: RunLayout,
+    from_stage: str | None,
+    only: str | None,
+    force: bool,
+    stages: dict[str, StageSpec],
+    report: Callable[[str], None],
+) -> RunResult:
     result = RunResult(layout.root)
     changes = check_same_recipe(recipe, layout, force)
     if changes:

@@ -272,3 +272,49 @@ def test_forced_rerun_with_a_train_stage_reuses_every_curation_stage(demo_run):
     export, train = funnel["stages"][-2:]
     assert train["stage"] == "train" and train["in"] == export["kept"] and funnel["consistent"]
     assert (demo_run / "train" / "model" / "config.json").exists()
+
+
+def test_one_run_per_folder_at_a_time(tmp_path):
+    recipe = toy_recipe(tmp_path / "run")
+    with (
+        RunLayout(tmp_path / "run").lock(),
+        pytest.raises(RunError, match=r"in use by another .thinktoggle run. \(pid"),
+    ):
+        run_quiet(recipe)
+    result, _ = run_quiet(recipe)  # released: runs
+    assert result.ran == ["generate", "filter"]
+
+
+def test_a_recipe_can_start_from_records_on_disk(tmp_path):
+    run_quiet(toy_recipe(tmp_path / "first"))
+    text = f"name: later\nout_dir: {tmp_path / 'second'}\ninputs: [{tmp_path / 'first' / 'generate'}]\n"
+    recipe = loads_recipe(text + "filter: {drop_multiples_of: 5}\n", stages=toy_stages())
+    result, _ = run_quiet(recipe)
+    assert result.ran == ["filter"]
+    assert sorted(r.metadata["n"] for _, r in iter_records([tmp_path / "second" / "filter"])) == [
+        2,
+        4,
+        6,
+        8,
+        12,
+        14,
+        16,
+        18,
+    ]
+    changed = loads_recipe(text.replace("first", "other") + "filter: {drop_multiples_of: 5}\n", stages=toy_stages())
+    assert changed.stage_fingerprint("filter") != recipe.stage_fingerprint("filter")
+
+
+def test_plan_shows_what_a_run_would_do_in_the_folder(tmp_path):
+    from rich.console import Console
+
+    from thinktoggle.curation.plan import print_plan
+
+    root = tmp_path / "run"
+    run_quiet(toy_recipe(root))
+    console = Console(record=True, width=200)
+    print_plan(toy_recipe(root, ["filter.drop_multiples_of=4"]), stages=toy_stages(), console=console)
+    text = console.export_text()
+    assert "done (skip)" in text and "changed (rerun)" in text
+    assert "made by a different recipe" in text and "filter.drop_multiples_of: 3 -> 4" in text
+    assert "2 task(s), 1 at once" in text
