@@ -24,7 +24,9 @@ def generate(
     teacher_off: str = typer.Option("", "--teacher-off", help="off teacher (default: the on teacher)"),
     base_url: str = typer.Option("", "--base-url", help="OpenAI-compatible server, e.g. http://host:8000/v1"),
     n: int = typer.Option(1, "--n", help="samples per prompt and mode"),
-    n_off: int | None = typer.Option(None, "--n-off", help="samples per prompt in off mode (default: --n)"),
+    n_off: int | None = typer.Option(
+        None, "--n-off", help="samples per prompt in off mode (default: 1 when greedy, else --n)"
+    ),
     max_tokens: int = typer.Option(1024, "--max-tokens"),
     temperature_on: float = typer.Option(0.6, "--temperature-on"),
     top_p_on: float = typer.Option(0.95, "--top-p-on"),
@@ -75,7 +77,7 @@ def generate(
             toggle_off=toggle_off or toggle,
             sampling_on=SamplingConfig(n=n, temperature=temperature_on, top_p=top_p_on, max_tokens=max_tokens),
             sampling_off=SamplingConfig(
-                n=n_off or n,
+                n=n_off or (1 if temperature_off == 0 else n),
                 temperature=temperature_off,
                 top_p=1.0 if temperature_off == 0 else top_p_on,
                 max_tokens=max_tokens,

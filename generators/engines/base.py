@@ -29,6 +29,8 @@ class SamplingConfig:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if self.temperature == 0 and self.n > 1:  # vLLM refuses it too: greedy samples are all the same
+            raise ValueError(f"n must be 1 with greedy sampling (temperature 0), got n={self.n}")
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,17 @@ def test_data_parallel_ranks_share_the_shards(tmp_path):
     assert {p.name for p in (tmp_path / "out" / "logs" / "completions").iterdir()} == {"00000", "00001"}
 
 
+def test_config_errors_name_the_setting():
+    with pytest.raises(ValueError, match="n must be 1 with greedy"):
+        SamplingConfig(n=2, temperature=0)
+    with pytest.raises(ValueError, match="generate.teacher_on"):
+        GenerateConfig(engine="vllm")
+    with pytest.raises(ValueError, match="generate.base_url"):
+        GenerateConfig(engine="openai", teacher_on="m")
+    with pytest.raises(ValueError, match="generate.toggle_off"):
+        GenerateConfig(engine="procedural", toggle_off="nope")
+
+
 def _cli(out, count):
     return [
         sys.executable,
@@ -142,11 +153,16 @@ def test_kill_9_then_rerun_loses_and_duplicates_nothing(tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     records = read_kept(out)
     keys = [(r.pair_id, r.reasoning, r.sample) for r in records]
-    assert len(records) == 4 * count and len(set(keys)) == len(keys) and len({r.id for r in records}) == len(records)
+    assert len(records) == 3 * count and len(set(keys)) == len(keys) and len({r.id for r in records}) == len(records)
     stats = json.loads((out / "stats.json").read_text())
-    assert stats["in"] == stats["kept"] == 4 * count and stats["failed"] == 0
+    assert stats["in"] == stats["kept"] == 3 * count and stats["failed"] == 0
     # complete parts were not redone (a killed part may have been half-written only as a hidden temp file)
-    complete_before = [name for name in parts_before if pl.read_parquet(kept_dir(out) / name).height == 20]
+    full = {"on": 20, "off": 10}  # 10 prompts a shard; --n 2 on, greedy off takes 1
+    complete_before = [
+        name
+        for name in parts_before
+        if pl.read_parquet(kept_dir(out) / name).height == full[name.rsplit("-", 1)[1].removesuffix(".parquet")]
+    ]
     after = {p.name: p.stat().st_mtime_ns for p in kept_dir(out).glob("shard-*.parquet")}
     assert complete_before and all(after[name] == parts_before[name] for name in complete_before)
     assert not [p for p in kept_dir(out).iterdir() if p.name.startswith(".")]  # a killed write's temp file is swept
