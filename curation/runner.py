@@ -291,7 +291,10 @@ def _run_locked(
     # --from / --only rerun their stages afresh; whatever read the old outputs is stale from then on.
     if from_stage or only:
         for step in steps[first:]:
-            layout.clear_stage(step.name) if step in selected else layout.marker(step.name).unlink(missing_ok=True)
+            if step in selected:
+                layout.clear_stage(step.name)
+            else:
+                layout.marker(step.name).unlink(missing_ok=True)
 
     executor_types = {s.section.executor.type for s in selected}
     if "slurm" in executor_types:
