@@ -20,7 +20,7 @@ err = Console(stderr=True, soft_wrap=True)  # an error line names file:line: nev
 def run(
     recipe: Path = typer.Argument(..., help="a YAML recipe (see recipes/demo-curation.yaml)"),
     overrides: list[str] = typer.Option(
-        [], "--set", help="override a setting: --set filter.max_tokens=2048 (value parsed as YAML)"
+        [], "--set", help="override a setting, e.g. --set mix.caps.math=20 (the value is read as YAML)"
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="print the plan (and sbatch scripts), run nothing"),
     from_stage: str | None = typer.Option(None, "--from", help="rerun this stage and the ones after it"),
