@@ -109,10 +109,73 @@ def record_to_arrow_row(record: Record) -> dict[str, Any]:
     }
 
 
+class RecordFieldError(ValueError):
+    """An internal-record row whose `field` has the wrong type: the reader reports it, naming the field."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {reason}")
+
+
+_STRING_FIELDS = ("output", "generator", "license", "used_in_training", "version")
+_OPTIONAL_STRING_FIELDS = ("system_prompt", "expected_answer", "pair_id", "id")
+
+
+def _check_record_types(data: dict[str, Any]) -> None:
+    """The types the stages rely on (a parquet column may hold nulls, a jsonl row anything): fail here, at the
+    reader, naming the field, rather than deep inside a stage."""
+    from thinktoggle.schemas.record import CATEGORIES, ROLES
+
+    messages = data.get("input")
+    if not isinstance(messages, list) or not messages:
+        raise RecordFieldError("input", "expected a non-empty list of messages")
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
+            raise RecordFieldError(f"input.{i}", "expected {role: one of " + ", ".join(ROLES) + ", content: string}")
+    if data.get("category") not in CATEGORIES:
+        raise RecordFieldError("category", f"expected one of {', '.join(CATEGORIES)}, got {data.get('category')!r}")
+    if data.get("reasoning") not in ("on", "off"):
+        raise RecordFieldError("reasoning", f"expected 'on' or 'off', got {data.get('reasoning')!r}")
+    for name in _STRING_FIELDS:
+        if name in data and not isinstance(data[name], str):
+            raise RecordFieldError(name, f"expected a string, got {type(data[name]).__name__}")
+    for name in _OPTIONAL_STRING_FIELDS:
+        if data.get(name) is not None and not isinstance(data[name], str):
+            raise RecordFieldError(name, f"expected a string or null, got {type(data[name]).__name__}")
+    sample = data.get("sample", 0)
+    if not isinstance(sample, int) or isinstance(sample, bool) or sample < 0:
+        raise RecordFieldError("sample", f"expected an integer >= 0, got {sample!r}")
+    if data.get("tests") is not None and not isinstance(data["tests"], dict):
+        raise RecordFieldError("tests", f"expected an object or null, got {type(data['tests']).__name__}")
+    verdicts = data.get("verdicts") or []
+    if not isinstance(verdicts, list):
+        raise RecordFieldError("verdicts", f"expected a list, got {type(verdicts).__name__}")
+    for i, v in enumerate(verdicts):
+        if (
+            not isinstance(v, dict)
+            or set(v) != {"filter", "verdict", "reason"}
+            or not all(isinstance(x, str) for x in v.values())
+        ):
+            raise RecordFieldError(f"verdicts.{i}", "expected {filter, verdict, reason} strings")
+
+
+def _json_object(data: dict[str, Any], name: str) -> dict[str, Any]:
+    text = data.get(name) or "{}"
+    try:
+        value = json.loads(text) if isinstance(text, str) else text
+    except ValueError as exc:
+        raise RecordFieldError(name, f"not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise RecordFieldError(name, f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
 def arrow_row_to_record(row: dict[str, Any]) -> Record:
+    """A RECORD_SCHEMA row as a Record; raises RecordFieldError (a ValueError) naming a mistyped field."""
     data = dict(row)
-    data["sampling"] = json.loads(data.get("sampling") or "{}")
-    data["metadata"] = json.loads(data.get("metadata") or "{}")
+    data["sampling"] = _json_object(data, "sampling")
+    data["metadata"] = _json_object(data, "metadata")
+    _check_record_types(data)
     data["tests"] = clean_tests(data.get("tests"))
     return Record.from_dict(data)
 

@@ -310,7 +310,8 @@ def iter_records(paths: Iterable[str | Path], batch_size: int = 1024) -> Iterato
             try:
                 yield read, arrow_row_to_record(row)
             except (TypeError, ValueError, KeyError) as exc:
-                yield RowRead(read.file, read.line, error=f"not a valid record: {exc}"), None
+                field = getattr(exc, "field", "(row)")  # RecordFieldError names it
+                yield RowRead(read.file, read.line, error=f"not a valid record: {exc}", field=field), None
             continue
         problems = list(row_problems(row))
         if problems:
