@@ -208,3 +208,39 @@ def test_trainer_killed_resumes_from_its_last_checkpoint(tmp_path):
     assert mine.keys() == theirs.keys()
     for name in mine:  # same data order, optimizer state and schedule: the same weights as never stopping
         assert torch.allclose(mine[name], theirs[name], atol=1e-5), name
+
+
+def generate_command(out: Path) -> list[str]:
+    return [sys.executable, "-m", "thinktoggle.curation.cli", "generate", "--out", str(out), "--procedural"] + [
+        "arithmetic",
+        "--count",
+        "1200",
+        "--n",
+        "2",
+        "--shard-size",
+        "10",
+        "--dp",
+        "2",
+        "-q",
+    ]
+
+
+def test_generate_on_two_ranks_killed_then_rerun_matches_the_uninterrupted_run(tmp_path):
+    """The generators suite kills a one-rank run; here two data-parallel ranks write parts at the same time."""
+    reference = tmp_path / "ref"
+    timed(generate_command(reference))
+    expected = column_multiset(reference / "kept", "id")
+    out = tmp_path / "killed"
+    parts = random.Random(10).randint(20, 200)  # of 240 parts (120 shards x 2 modes)
+
+    def enough_parts() -> bool:
+        return (out / "kept").exists() and len(list((out / "kept").glob("shard-*.parquet"))) >= parts
+
+    assert kill_group_when(generate_command(out), enough_parts, timeout=120), "generate finished first"
+    assert_every_visible_parquet_opens(out)
+    done = subprocess.run(generate_command(out), cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert column_multiset(out / "kept", "id") == expected and all(n == 1 for n in expected.values())
+    stats = json.loads((out / "stats.json").read_text())
+    ref_stats = json.loads((reference / "stats.json").read_text())
+    assert stats["in"] == stats["kept"] == ref_stats["kept"] == sum(expected.values()) and stats["failed"] == 0
