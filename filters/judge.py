@@ -72,7 +72,7 @@ Finish with one line: "Judgement: Yes" or "Judgement: No"."""
 class JudgeConfig:
     """The `filter.judge:` section: which rows, which judge model, the prompt, how to read the verdict."""
 
-    categories: tuple[str, ...] = ("chat",)
+    categories: tuple[str, ...] = ("math",)  # the default prompt compares math answers with the gold
     # Judge only rows that one of these filters left `unverifiable` (e.g. [math]: math-verify could not
     # parse the answer, so the model compares it with the gold); () judges every row of `categories`.
     only_unverifiable_by: tuple[str, ...] = ()

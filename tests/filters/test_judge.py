@@ -197,6 +197,7 @@ def test_filter_stage_builds_the_judge_from_config_and_fails_rows_it_cannot_judg
             model="judge-model",
             base_url=f"http://127.0.0.1:{_closed_port()}/v1",
             categories=("chat",),
+            prompt="Is this a good reply to {question}?\n{answer}\nJudgement: Yes or No",
             retries=0,
             timeout=5.0,
         ),
