@@ -166,3 +166,25 @@ def test_kill_9_then_rerun_loses_and_duplicates_nothing(tmp_path):
     after = {p.name: p.stat().st_mtime_ns for p in kept_dir(out).glob("shard-*.parquet")}
     assert complete_before and all(after[name] == parts_before[name] for name in complete_before)
     assert not [p for p in kept_dir(out).iterdir() if p.name.startswith(".")]  # a killed write's temp file is swept
+
+
+def test_published_rows_as_prompts_reuse_their_input(tmp_path):
+    """Published rows (both modes of one prompt) give one prompt; a non-procedural prompt fails with its reason."""
+    row = {
+        "input": [{"role": "user", "content": "Name a prime."}],
+        "output": "<think>\nsmall\n</think>\n\n2",
+        "category": "math",
+        "license": "cc-by-4.0",
+        "reasoning": "on",
+        "generator": "DeepSeek-R1",
+        "used_in_training": "yes",
+        "version": "v1.1",
+        "system_prompt": "detailed thinking on",
+    }
+    off = {**row, "reasoning": "off", "output": "2", "system_prompt": "detailed thinking off"}
+    path = tmp_path / "published.jsonl"
+    path.write_text(json.dumps(row) + "\n" + json.dumps(off) + "\n")
+    stats = run_generate(GenerateConfig(engine="procedural", progress=False), [path], tmp_path / "out")
+    assert stats.n_in == 2 and stats.failed == Counter({"not_procedural": 2})
+    failed = [r for _, r in iter_records([tmp_path / "out" / "failed"])]
+    assert sorted(r.reasoning for r in failed) == ["off", "on"] and all(r.input == row["input"] for r in failed)
