@@ -173,7 +173,7 @@ import sys
 from pathlib import Path
 from thinktoggle.training.trainer import TrainConfig, TinyModelConfig, run_train
 config = TrainConfig(tiny=TinyModelConfig(hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128,
-                     vocab_size=300), seq_len=256, batch_size=4, max_steps=12, warmup_steps=2, save_every=4,
+                     vocab_size=300), seq_len=256, batch_size=4, max_steps=40, warmup_steps=2, save_every=4,
                      log_every=1, threads=1, progress=False, device="cpu")
 run_train(config, [Path(sys.argv[1])], Path(sys.argv[2]))
 """
@@ -194,16 +194,16 @@ def test_trainer_killed_resumes_from_its_last_checkpoint(tmp_path):
     def checkpointed() -> bool:
         return any((p / "trainer_state.json").exists() for p in (out / "checkpoints").glob("step-*"))
 
-    assert kill_group_when([*command, str(out)], checkpointed, timeout=240, delay=0.3), "training finished first"
+    assert kill_group_when([*command, str(out)], checkpointed, timeout=240), "training finished first"
     # what a reader can see after the kill is whole: a checkpoint folder under its final name is complete
     steps = sorted(p.name for p in (out / "checkpoints").glob("step-*"))
     assert steps and all((out / "checkpoints" / s / "model.safetensors").exists() for s in steps)
-    assert not (out / "model").exists()
+    assert not (out / "train_summary.json").exists() and steps[-1] < "step-000040"  # killed before the end
     done = subprocess.run([*command, str(out)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"resuming from {out / 'checkpoints' / steps[-1]}" in done.stdout
     summary = json.loads((out / "train_summary.json").read_text())
-    assert summary["steps"] == 12
+    assert summary["steps"] == 40
     mine, theirs = load_file(out / "model" / "model.safetensors"), load_file(ref / "model" / "model.safetensors")
     assert mine.keys() == theirs.keys()
     for name in mine:  # same data order, optimizer state and schedule: the same weights as never stopping
