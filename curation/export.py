@@ -72,8 +72,13 @@ class ExportStep(PipelineStep):
     def run(self, data=None, rank: int = 0, world_size: int = 1):
         out = Path(self.out_dir)
         prefix = f"part-r{rank:05d}"
-        for stale in [*out.glob(f"{self.config_name}/*/{prefix}*"), *out.glob(f"{FAILED}/{prefix}*")]:
-            stale.unlink()  # what an interrupted attempt of this rank left
+        stale_parts = [
+            f"{self.config_name}/*/{prefix}*",
+            f"{self.config_name}/*/.{prefix}*.tmp-*",
+            f"{FAILED}/{prefix}*",
+        ]
+        for stale in [path for pattern in stale_parts for path in out.glob(pattern)]:
+            stale.unlink(missing_ok=True)  # what an interrupted attempt of this rank left (temp files included)
         stats = StageStats(STAGE)
         teachers: Counter = Counter()
         filters: dict[str, Counter] = {}

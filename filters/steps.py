@@ -220,8 +220,9 @@ class FilterStageWriter(PipelineStep):
     def _clear_rank(self, root: Path, prefix: str) -> None:
         """A rank that died half-way left shards: a rerun of the rank rewrites them from scratch."""
         for folder in ("kept", "dropped", "failed", "records"):
-            for stale in (root / folder).glob(f"{prefix}-*.parquet"):
-                stale.unlink()
+            # ... and the hidden temp file of a shard it was writing when killed (never read, but disk)
+            for stale in [*(root / folder).glob(f"{prefix}-*.parquet"), *(root / folder).glob(f".{prefix}-*.tmp-*")]:
+                stale.unlink(missing_ok=True)
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         root = Path(self.out_dir)

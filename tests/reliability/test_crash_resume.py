@@ -96,6 +96,7 @@ def test_filter_killed_twice_then_rerun_matches_the_uninterrupted_run(rows, filt
     done = subprocess.run(filter_command(rows, out), cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert_every_visible_parquet_opens(out)
+    assert not list(out.rglob(".*.tmp-*")), "temp files of the killed writes were left behind"
     for part in ("kept", "dropped", "failed"):
         mine, theirs = column_multiset(out / part, "id"), column_multiset(reference / part, "id")
         assert mine == theirs, part
@@ -134,6 +135,7 @@ def test_export_killed_twice_then_rerun_matches_the_uninterrupted_run(filtered, 
     done = subprocess.run(export_command(kept, out), cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert row_multiset(out / "SFT") == expected
+    assert not list(out.rglob(".*.tmp-*")), "temp files of the killed writes were left behind"
     stats = json.loads((out / "stats.json").read_text())
     assert stats["in"] == stats["kept"] == sum(expected.values()) and stats["failed"] == 0
     assert (out / "README.md").exists()
