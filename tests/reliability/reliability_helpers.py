@@ -40,12 +40,22 @@ def visible_parquet(folder: Path) -> list[Path]:
     )
 
 
+def project_schemas() -> list:
+    from thinktoggle.filters.steps import REJECTED_SCHEMA
+    from thinktoggle.schemas.arrow import PUBLISHED_SCHEMA, PUBLISHED_WITH_VERDICTS_SCHEMA, RECORD_SCHEMA
+
+    return [RECORD_SCHEMA, PUBLISHED_SCHEMA, PUBLISHED_WITH_VERDICTS_SCHEMA, REJECTED_SCHEMA]
+
+
 def assert_every_visible_parquet_opens(folder: Path) -> int:
-    """Every visible parquet under `folder` opens and reads in full; returns the rows they hold."""
+    """Every visible parquet under `folder` opens, reads in full and has one of the project's Arrow schemas;
+    returns the rows they hold."""
     rows = 0
+    schemas = project_schemas()
     for path in visible_parquet(folder):
         table = pq.read_table(path)  # raises on a half-written file
         assert table.num_rows == pq.ParquetFile(path).metadata.num_rows, path
+        assert any(table.schema.equals(s, check_metadata=False) for s in schemas), f"{path}: {table.schema}"
         rows += table.num_rows
     return rows
 
