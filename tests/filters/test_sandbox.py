@@ -25,6 +25,17 @@ TIGHT = {"wall_s": 1.5, "cpu_s": 1}
 REPO = Path(__file__).resolve().parents[2]
 
 
+# Processes that other test modules left running below pytest (e.g. the session's shared vLLM engine) are
+# not the sandbox's: only processes that appear after this module starts count as strays.
+_PREEXISTING: set[int] = set()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _note_preexisting_processes() -> None:
+    _PREEXISTING.clear()
+    _PREEXISTING.update(p.pid for p in psutil.Process().children(recursive=True))
+
+
 @pytest.fixture(scope="module")
 def warm() -> Sandbox:
     with Sandbox(LIMITS, warm=True, workers=2) as sb:
@@ -50,6 +61,8 @@ def assert_no_stray_processes() -> None:
     while True:
         stray = []
         for proc in psutil.Process().children(recursive=True):
+            if proc.pid in _PREEXISTING:
+                continue
             try:
                 cmdline = proc.cmdline()
                 if cmdline and cmdline[0].endswith("bwrap"):
