@@ -186,7 +186,7 @@ def run_demo(out_dir: Path, seed: int = 0, small: bool = False, engine: str = "a
     from thinktoggle.curation.run_cli import _datatrove_info_to
     from thinktoggle.schemas.io import atomic_write_text
 
-    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # the engine's start-up chatter
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")  # the engine's start-up chatter (CPU tuning hints)
     started = time.monotonic()
     out_dir = Path(out_dir)
     with _datatrove_info_to(out_dir / "run.log"):  # as `thinktoggle run`: datatrove's INFO lines to the log

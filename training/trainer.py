@@ -365,6 +365,9 @@ def run_train(config: TrainConfig, inputs: list[Path], out_dir: Path, executor: 
         torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else torch.autocast("cpu", enabled=False)
     )
     stream = micro_batches(examples, config, position)
+    pad_id = (
+        tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    )  # padding carries no loss
     log_path = out_dir / "train_log.jsonl"
     started, tokens_seen, loss_value = time.perf_counter(), 0, float("nan")
     bar = tqdm(total=config.max_steps, initial=step, desc="train", unit="step", disable=not config.progress)
@@ -375,7 +378,7 @@ def run_train(config: TrainConfig, inputs: list[Path], out_dir: Path, executor: 
         micro = []
         for _ in range(config.grad_accum):
             epoch, index, rows = next(stream)
-            micro.append(collate(rows, config.seq_len, tokenizer.pad_token_id))
+            micro.append(collate(rows, config.seq_len, pad_id))
             tokens_seen += sum(len(ex.ids) for row in rows for ex in row)  # real tokens, padding not counted
             position = (epoch, index + 1)
         # normalise by the assistant tokens of the whole step, so accumulation equals one large batch
