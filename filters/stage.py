@@ -97,7 +97,9 @@ class FilterConfig:
     math: MathConfig = field(default_factory=MathConfig)
     code: CodeConfig = field(default_factory=CodeConfig)
     judge: JudgeConfig = field(default_factory=JudgeConfig)  # filters/judge.py: an LLM judge
-    write_records: bool = False  # also write kept rows as internal records under records/
+    # Also write kept rows as internal records under records/: what the next stage reads (a recipe chains
+    # filter → dedup through it), with the provenance that the published layout in kept/ has no column for.
+    write_records: bool = True
 
     def __post_init__(self) -> None:
         unknown = [name for name in self.only if name not in FILTER_ORDER]
