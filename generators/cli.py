@@ -65,7 +65,7 @@ def generate(
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--procedural") from None
         name = f"{procedural}-{procedural_split}-{procedural_seed}-{count}.parquet"
-        inputs.append(write_prompts(records, out_dir / "procedural-prompts" / name))
+        inputs.append(write_prompts(records, out_dir / ".procedural-prompts" / name))
     if not inputs:
         raise typer.BadParameter("give --prompts or --procedural", param_hint="--prompts")
     try:

@@ -135,7 +135,9 @@ def failed_dir(out_dir: str | Path) -> Path:
 
 
 def _prompts_path(out_dir: Path) -> Path:
-    return out_dir / "prompts" / "prompts.parquet"
+    # Hidden, like every working copy of an input: a folder walk of out_dir (the next stage pointed at this
+    # folder) must find the generated records only, never the unanswered prompts.
+    return out_dir / ".prompts" / "prompts.parquet"
 
 
 def read_prompt_inputs(inputs: list[Path]) -> tuple[list[Record], list[dict[str, Any]]]:

@@ -188,3 +188,18 @@ def test_published_rows_as_prompts_reuse_their_input(tmp_path):
     assert stats.n_in == 2 and stats.failed == Counter({"not_procedural": 2})
     failed = [r for _, r in iter_records([tmp_path / "out" / "failed"])]
     assert sorted(r.reasoning for r in failed) == ["off", "on"] and all(r.input == row["input"] for r in failed)
+
+
+def test_the_output_folder_read_as_input_holds_only_the_generated_records(tmp_path):
+    """The next stage may be pointed at generate's folder itself: the working copy of the prompts (and the
+    CLI's procedural prompts) must not be read as records there."""
+    from typer.testing import CliRunner
+
+    from thinktoggle.curation.cli import app
+
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["generate", "--procedural", "arithmetic", "--count", "3", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    records = [r for _, r in iter_records([out])]
+    assert len(records) == 6 and all(r is not None and r.output for r in records)
+    assert {r.id for r in records} == {r.id for r in read_kept(out)}
