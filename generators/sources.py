@@ -81,7 +81,11 @@ def _parse_tests(value: Any) -> dict[str, Any] | None:
         return None
     if isinstance(value, str):
         value = json.loads(value)
-    value = clean_tests(stdio_from_lists(value) if isinstance(value, dict) else value)
+    if isinstance(value, list):  # a bare list of {input, output} cases, as some code sets ship them
+        value = {"stdio": value}
+    if not isinstance(value, dict):
+        raise ValueError(f"expected an object or a list of cases, got {type(value).__name__}")
+    value = clean_tests(stdio_from_lists(value))
     if value is None:
         return None
     errors = list(Draft202012Validator(TESTS_SCHEMA).iter_errors(value))

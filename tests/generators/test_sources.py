@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from thinktoggle.generators.sources import SourceConfig, iter_source, load_prompts
+from thinktoggle.generators.sources import SourceConfig, iter_source, load_prompts, row_to_prompt
 
 ROWS = [
     {"problem": "What is 2 + 3?", "answer": 5, "kind": "math", "unit": None},
@@ -123,3 +123,23 @@ def test_procedural_source():
     )
     assert len(prompts) == 7 and not errors
     assert all("modulo 13" in r.prompt and r.metadata["procedural"]["task"] == "arithmetic" for r in prompts)
+
+
+@pytest.mark.parametrize(
+    ("tests", "expected"),
+    [
+        ([{"input": "1\n", "output": "2\n"}], {"stdio": [{"input": "1\n", "output": "2\n"}]}),
+        ('[{"input": "", "output": "ok"}]', {"stdio": [{"input": "", "output": "ok"}]}),
+    ],
+)
+def test_a_bare_list_of_cases_is_read_as_stdio_tests(tests, expected):
+    record = row_to_prompt(
+        {"question": "Echo.", "tests": tests}, SourceConfig(type="file", path="x.jsonl", category="code")
+    )
+    assert record.tests == expected
+
+
+@pytest.mark.parametrize("tests", [[1, 2], [{"stdin": "x"}], 42, "[1]"])
+def test_malformed_tests_are_a_value_error_naming_the_column(tests):
+    with pytest.raises(ValueError, match="^tests: "):
+        row_to_prompt({"question": "Echo.", "tests": tests}, SourceConfig(type="file", path="x.jsonl", category="code"))
