@@ -5,7 +5,8 @@
 
 Layout of `out_dir`:
     plan.json                         the prompts' fingerprint and the shard split (a rerun must match it)
-    prompts/prompts.parquet           the prompts, in plan order (internal records, output "")
+    .prompts/prompts.parquet          the prompts, in plan order (internal records, output ""); hidden so that
+                                      reading out_dir as the next stage's input finds the generated records only
     kept/shard-00000-on.parquet       generated records (RECORD_SCHEMA), one part per shard and mode;
                                       mode-breaking answers included, with a Verdict(filter="toggle", "fail")
     failed/shard-00000-on.parquet     samples that could not be generated: output "", Verdict("generate", "error")
