@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -84,7 +85,8 @@ class ExportStep(PipelineStep):
         filters: dict[str, Counter] = {}
         failed: list[str] = []
         writers: dict[str, ShardWriter] = {}
-        try:
+        # Each writer publishes its shards when the block ends, or drops its partial shard on an error.
+        with ExitStack() as open_writers:
             for read, record in iter_records(discover_files(self.inputs)[rank::world_size]):
                 stats.n_in += 1
                 if record is None:
@@ -101,19 +103,15 @@ class ExportStep(PipelineStep):
                     continue
                 if record.category not in writers:
                     folder = out / self.config_name / record.category
-                    writers[record.category] = ShardWriter(folder, PUBLISHED_SCHEMA, prefix, self.rows_per_shard)
+                    writers[record.category] = open_writers.enter_context(
+                        ShardWriter(folder, PUBLISHED_SCHEMA, prefix, self.rows_per_shard)
+                    )
                 writers[record.category].write(row)
                 stats.keep()
                 self.stat_update("exported", record.category)
                 teachers["\t".join(provenance_of(record))] += 1
                 for verdict in record.verdicts:
                     filters.setdefault(verdict.filter, Counter())[verdict.verdict] += 1
-        except BaseException:
-            for writer in writers.values():
-                writer.abort()
-            raise
-        for writer in writers.values():
-            writer.close()
         if failed:
             atomic_write_text("\n".join(failed) + "\n", out / FAILED / f"{prefix}.jsonl")
         part = {"teachers": dict(teachers), "filters": {name: dict(c) for name, c in filters.items()}}

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import time
 import zlib
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -232,26 +233,21 @@ class FilterStageWriter(PipelineStep):
         stats.by_filter = {name: {"kept": 0, "dropped": {}, "failed": {}} for name in self.filters}
         progress_path = root / "progress" / f"{prefix}.json"
         last_progress = 0.0
-        writers = {
-            "kept": ShardWriter(root / "kept", PUBLISHED_WITH_VERDICTS_SCHEMA, prefix=prefix),
-            "dropped": ShardWriter(root / "dropped", REJECTED_SCHEMA, prefix=prefix),
-            "failed": ShardWriter(root / "failed", REJECTED_SCHEMA, prefix=prefix),
-        }
+        schemas = {"kept": PUBLISHED_WITH_VERDICTS_SCHEMA, "dropped": REJECTED_SCHEMA, "failed": REJECTED_SCHEMA}
         if self.write_records:
-            writers["records"] = ShardWriter(root / "records", RECORD_SCHEMA, prefix=prefix)
-        try:
+            schemas["records"] = RECORD_SCHEMA
+        # Each writer publishes its shards when the block ends, or drops its partial shard on an error.
+        with ExitStack() as open_writers:
+            writers = {
+                folder: open_writers.enter_context(ShardWriter(root / folder, schema, prefix=prefix))
+                for folder, schema in schemas.items()
+            }
             for doc in data:
                 stats.n_in += 1
                 self._route(doc, stats, writers)
                 if time.monotonic() - last_progress > 1.0:
                     atomic_write_text(json.dumps({"done": stats.n_in}), progress_path)
                     last_progress = time.monotonic()
-        except BaseException:
-            for writer in writers.values():
-                writer.abort()
-            raise
-        for writer in writers.values():
-            writer.close()
         atomic_write_text(json.dumps({"done": stats.n_in}), progress_path)
         stats.write(root / "stats" / f"{prefix}.json")
         yield from ()
