@@ -62,27 +62,26 @@ def make_executor(
 
     `slurm_options` go to SlurmPipelineExecutor as they are (e.g. `slurm_logs_folder`, `max_array_size`).
     """
-    logging_dir = str(logging_dir)
+    # What every datatrove executor takes alike.
+    common = {
+        "pipeline": pipeline,
+        "tasks": config.tasks,
+        "workers": config.workers,
+        "logging_dir": str(logging_dir),
+        "depends": depends,
+        "skip_completed": skip_completed,
+    }
     if config.type == "local":
         from datatrove.executor import LocalPipelineExecutor
 
-        return LocalPipelineExecutor(
-            pipeline=pipeline,
-            tasks=config.tasks,
-            workers=config.workers,
-            logging_dir=logging_dir,
-            depends=depends,
-            skip_completed=skip_completed,
-        )
+        return LocalPipelineExecutor(**common)
     if config.type == "slurm":
         from datatrove.executor import SlurmPipelineExecutor
 
         if not config.partition:
             raise ValueError("executor.partition: required for slurm")
         return SlurmPipelineExecutor(
-            pipeline=pipeline,
-            tasks=config.tasks,
-            workers=config.workers,
+            **common,
             time=config.time,
             partition=config.partition,
             cpus_per_task=config.cpus_per_task,
@@ -94,9 +93,6 @@ def make_executor(
             venv_path=config.venv_path or None,
             env_command=config.env_command or None,
             sbatch_args=dict(config.sbatch_args) or None,
-            logging_dir=logging_dir,
-            depends=depends,
-            skip_completed=skip_completed,
             **slurm_options,
         )
     if config.type == "ray":
@@ -116,12 +112,7 @@ def make_executor(
             )
 
         return RayPipelineExecutor(
-            pipeline=pipeline,
-            tasks=config.tasks,
-            workers=config.workers,
-            logging_dir=logging_dir,
-            depends=depends,
-            skip_completed=skip_completed,
+            **common,
             cpus_per_task=config.cpus_per_task,
             mem_per_cpu_gb=config.mem_per_cpu_gb,
             gpus_per_task=config.gpus_per_task,
