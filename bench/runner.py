@@ -18,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from thinktoggle.curation.recipe import load_recipe
-from thinktoggle.curation.runner import plan_steps, run_recipe
+from thinktoggle.runner.recipe import load_recipe
+from thinktoggle.runner.run import plan_steps, run_recipe
 from thinktoggle.schemas.io import iter_records
 
 DEMO = Path(__file__).resolve().parents[1] / "recipes" / "demo-curation.yaml"

@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         if (work / stage).exists():
             subprocess.run(["rm", "-rf", str(work / stage)], check=True)
 
-    cli = [sys.executable, "-m", "thinktoggle.curation.cli"]
+    cli = [sys.executable, "-m", "thinktoggle.cli.main"]
     filter_run = run_measured(
         "filter",
         [*cli, "filter", str(rows_dir), "--out", str(work / "filter"), "--workers", str(args.workers)]

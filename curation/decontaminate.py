@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from thinktoggle.curation.dedup import normalise_text, prompt_text
-from thinktoggle.curation.executors import ExecutorConfig
-from thinktoggle.curation.stage_outputs import RecordStageStep, completed_stats, run_record_stage
+from thinktoggle.core.executors import ExecutorConfig
+from thinktoggle.core.outputs import RecordStageStep, completed_stats, run_record_stage
 from thinktoggle.schemas.io import atomic_write_text, iter_rows
 from thinktoggle.schemas.record import Record
-from thinktoggle.schemas.stats import StageStats
+from thinktoggle.core.stats import StageStats
 
 STAGE = "decontaminate"
 REPORT = "decontamination_report.json"

@@ -29,11 +29,11 @@ import pyarrow.parquet as pq
 from datatrove.utils.word_tokenizers import WordTokenizer
 from rich.progress import track
 
-from thinktoggle.curation.executors import ExecutorConfig, make_executor
-from thinktoggle.curation.stage_outputs import StageOutputs, clear_partial, completed_stats, refuse_slurm
+from thinktoggle.core.executors import ExecutorConfig, make_executor
+from thinktoggle.core.outputs import StageOutputs, clear_partial, completed_stats, refuse_slurm
 from thinktoggle.schemas.io import ShardWriter, discover_files, iter_records
 from thinktoggle.schemas.record import Record
-from thinktoggle.schemas.stats import StageStats
+from thinktoggle.core.stats import StageStats
 
 STAGE = "dedup"
 EXACT_PROMPT, NEAR_PROMPT, EXACT_RESPONSE = (

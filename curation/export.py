@@ -22,14 +22,14 @@ from typing import Any
 
 from datatrove.pipeline.base import PipelineStep
 
-from thinktoggle.curation.executors import ExecutorConfig, make_executor
-from thinktoggle.curation.stage_outputs import FAILED, UNREADABLE, completed_stats, merge_rank_stats, refuse_slurm
+from thinktoggle.core.executors import ExecutorConfig, make_executor
+from thinktoggle.core.outputs import FAILED, UNREADABLE, completed_stats, merge_rank_stats, refuse_slurm
 from thinktoggle.schemas.arrow import PUBLISHED_SCHEMA
 from thinktoggle.schemas.convert import record_to_row
 from thinktoggle.schemas.io import ShardWriter, atomic_write_text, discover_files, iter_records
 from thinktoggle.schemas.published import row_problems
 from thinktoggle.schemas.record import Record
-from thinktoggle.schemas.stats import StageStats
+from thinktoggle.core.stats import StageStats
 
 STAGE = "export"
 CARD = "README.md"
@@ -138,7 +138,7 @@ def merge_provenance(out_dir: Path) -> dict[str, Any]:
 
 
 def _upstream_funnel(config: ExportConfig, out_dir: Path, own: StageStats) -> dict[str, Any]:
-    from thinktoggle.curation.funnel import build_funnel, read_funnel, stage_stats_in_run
+    from thinktoggle.runner.funnel import build_funnel, read_funnel, stage_stats_in_run
 
     if config.upstream_stats == "auto":
         return build_funnel([*stage_stats_in_run(out_dir.parent, upto=STAGE), own])

@@ -18,7 +18,7 @@ from thinktoggle.schemas.arrow import PUBLISHED_SCHEMA
 from thinktoggle.schemas.convert import lift_system_turn
 from thinktoggle.schemas.io import InputError, RowRead, ShardWriter, discover_files, iter_rows
 from thinktoggle.schemas.published import PUBLISHED_COLUMNS, row_problems
-from thinktoggle.schemas.stats import StageStats
+from thinktoggle.core.stats import StageStats
 
 _HEADER = re.compile(r"<\|start_header_id\|>(\w+)<\|end_header_id\|>\n\n")
 _LLAMA3_SPECIALS = re.compile(r"<\|(begin_of_text|end_of_text|eot_id|eom_id|start_header_id|end_header_id)\|>")

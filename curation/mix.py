@@ -25,10 +25,10 @@ from typing import Any
 
 from rich.progress import track
 
-from thinktoggle.curation.executors import ExecutorConfig
-from thinktoggle.curation.stage_outputs import StageOutputs, clear_partial, completed_stats
+from thinktoggle.core.executors import ExecutorConfig
+from thinktoggle.core.outputs import StageOutputs, clear_partial, completed_stats
 from thinktoggle.schemas.io import atomic_write_text, discover_files, iter_records
-from thinktoggle.schemas.stats import StageStats
+from thinktoggle.core.stats import StageStats
 
 STAGE = "mix"
 REPORT = "mix_report.json"

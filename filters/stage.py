@@ -32,7 +32,7 @@ from typing import Any
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.utils.batching import batched
 
-from thinktoggle.curation.executors import ExecutorConfig, make_executor
+from thinktoggle.core.executors import ExecutorConfig, make_executor
 from thinktoggle.filters.format import FormatConfig, format_verdict
 from thinktoggle.filters.judge import JudgeConfig, JudgeFilter
 from thinktoggle.filters.length import LengthConfig, length_verdict, make_token_counter
@@ -49,7 +49,7 @@ from thinktoggle.filters.steps import (
 from thinktoggle.schemas.convert import document_to_record
 from thinktoggle.schemas.io import discover_files
 from thinktoggle.schemas.record import Record, Verdict
-from thinktoggle.schemas.stats import StageStats
+from thinktoggle.core.stats import StageStats
 
 FILTER_ORDER = ("format", "length", "repetition", "math", "code", "judge")
 DEFAULT_FILTERS = FILTER_ORDER[:5]  # the judge needs a model: it runs only when `only` names it

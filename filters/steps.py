@@ -32,7 +32,7 @@ from thinktoggle.schemas.arrow import PUBLISHED_WITH_VERDICTS_SCHEMA, RECORD_SCH
 from thinktoggle.schemas.convert import document_to_record, record_to_arrow_row, record_to_document, record_to_row
 from thinktoggle.schemas.io import ShardWriter, atomic_write_text, iter_records
 from thinktoggle.schemas.record import Record, Verdict
-from thinktoggle.schemas.stats import StageStats
+from thinktoggle.core.stats import StageStats
 
 SOURCE = "source"
 OUTCOME = "outcome"

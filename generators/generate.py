@@ -34,14 +34,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from datatrove.pipeline.base import PipelineStep
 
-from thinktoggle.curation.executors import ExecutorConfig, make_executor
+from thinktoggle.core.executors import ExecutorConfig, make_executor
 from thinktoggle.generators.engines.base import ChatRequest, Completion, Engine, SamplingConfig
 from thinktoggle.generators.toggle import TOGGLE_FILTER, TOGGLES, normalise_answer, toggle_request
 from thinktoggle.schemas.arrow import RECORD_SCHEMA
 from thinktoggle.schemas.convert import arrow_row_to_record, record_to_arrow_row
 from thinktoggle.schemas.io import atomic_write_parquet, atomic_write_text, iter_records
 from thinktoggle.schemas.record import Record, Verdict, content_hash
-from thinktoggle.schemas.stats import StageStats
+from thinktoggle.core.stats import StageStats
 
 EngineName = Literal["vllm", "openai", "procedural"]
 MODES = ("on", "off")

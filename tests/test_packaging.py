@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from thinktoggle.curation.cli import app
+from thinktoggle.cli.main import app
 
 ROOT = Path(__file__).resolve().parents[1]
 # Source folders that are not part of the package.
@@ -57,7 +57,7 @@ def test_the_wheel_has_one_top_level_name(wheel):
     dist_info = [t for t in top if t.endswith(".dist-info")]
     assert top == {"thinktoggle", *dist_info} and len(dist_info) == 1, top
     entry_points = archive.read(f"{dist_info[0]}/entry_points.txt").decode()
-    assert "thinktoggle = thinktoggle.curation.cli:main" in entry_points
+    assert "thinktoggle = thinktoggle.cli.main:main" in entry_points
 
 
 def test_installing_the_wheel_adds_only_thinktoggle(wheel, tmp_path):
@@ -85,7 +85,7 @@ def test_installing_the_wheel_adds_only_thinktoggle(wheel, tmp_path):
     entries = {p.name for p in site.iterdir()}
     assert entries - {"bin"} == {"thinktoggle", Path(archive.filename).name.split("-py3")[0] + ".dist-info"}
     assert (site / "bin" / "thinktoggle").exists()
-    probe = "import thinktoggle.schemas.published as p, thinktoggle.curation.cli; print(p.__file__)"
+    probe = "import thinktoggle.schemas.published as p, thinktoggle.cli.main; print(p.__file__)"
     env = {**os.environ, "PYTHONPATH": str(site)}  # ahead of the editable install of the working tree
     run = subprocess.run([sys.executable, "-c", probe], env=env, cwd=tmp_path, capture_output=True, text=True)
     assert run.returncode == 0 and run.stdout.startswith(str(site)), run.stderr

@@ -14,8 +14,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from thinktoggle.curation.cli import app
-from thinktoggle.curation.recipe import load_recipe
+from thinktoggle.cli.main import app
+from thinktoggle.runner.recipe import load_recipe
 from thinktoggle.generators.sources import SourceConfig, iter_source
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"

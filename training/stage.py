@@ -1,4 +1,4 @@
-"""The training stages as the recipe runner names them (curation/stage_table.py): `train` and `validate`."""
+"""The training stages as the recipe runner names them (core/registry.py): `train` and `validate`."""
 
 from __future__ import annotations
 

@@ -33,7 +33,7 @@ from typing import Any
 
 from thinktoggle.schemas.io import atomic_write_text, iter_records
 from thinktoggle.schemas.record import Record
-from thinktoggle.schemas.stats import StageStats
+from thinktoggle.core.stats import StageStats
 
 IGNORE = -100  # label of tokens that carry no loss
 

@@ -22,7 +22,7 @@ from typing import Any
 from thinktoggle.generators.engines.base import ChatRequest, SamplingConfig
 from thinktoggle.schemas.io import atomic_write_text
 from thinktoggle.schemas.record import Record
-from thinktoggle.schemas.stats import StageStats
+from thinktoggle.core.stats import StageStats
 from thinktoggle.schemas.think import split_output, system_prompt_for
 
 MODES = ("on", "off")

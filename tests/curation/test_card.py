@@ -9,8 +9,8 @@ from _curation_fixtures import pair, write_records
 
 from thinktoggle.curation.card import read_front_matter, size_category
 from thinktoggle.curation.export import ExportConfig, run_export
-from thinktoggle.curation.funnel import build_funnel, write_funnel
-from thinktoggle.schemas.stats import StageStats
+from thinktoggle.runner.funnel import build_funnel, write_funnel
+from thinktoggle.core.stats import StageStats
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

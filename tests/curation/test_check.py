@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from thinktoggle.curation.check import check_paths
-from thinktoggle.curation.cli import app
+from thinktoggle.cli.main import app
 from thinktoggle.schemas.arrow import PUBLISHED_SCHEMA
 
 ROW = {

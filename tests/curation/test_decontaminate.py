@@ -17,7 +17,7 @@ from thinktoggle.curation.decontaminate import (
     run_decontaminate,
     word_ngrams,
 )
-from thinktoggle.curation.executors import ExecutorConfig
+from thinktoggle.core.executors import ExecutorConfig
 
 MATH_ITEMS = [
     "Let $x$ and $y$ be real numbers such that $x + y = 10$ and $xy = 21$. Find the value of $x^2 + y^2$ "

@@ -16,8 +16,8 @@ from thinktoggle.curation.dedup import (
     normalise_text,
     run_dedup,
 )
-from thinktoggle.curation.executors import ExecutorConfig
-from thinktoggle.schemas.stats import StageStats
+from thinktoggle.core.executors import ExecutorConfig
+from thinktoggle.core.stats import StageStats
 
 LONG = (
     "A farmer has {n} fields arranged in a row. Each field is planted with wheat, barley or oats, and no two "

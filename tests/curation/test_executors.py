@@ -19,11 +19,11 @@ import pytest
 from toy_stages import toy_stages
 from typer.testing import CliRunner
 
-from thinktoggle.curation.cli import app
-from thinktoggle.curation.executors import ExecutorConfig, make_executor
-from thinktoggle.curation.recipe import loads_recipe
-from thinktoggle.curation.runner import run_recipe
-from thinktoggle.curation.slurm import SlurmPlanError
+from thinktoggle.cli.main import app
+from thinktoggle.core.executors import ExecutorConfig, make_executor
+from thinktoggle.runner.recipe import loads_recipe
+from thinktoggle.runner.run import run_recipe
+from thinktoggle.runner.slurm import SlurmPlanError
 from thinktoggle.schemas.io import iter_records
 
 HERE = Path(__file__).resolve().parent
@@ -190,9 +190,9 @@ RAY_SCRIPT = """
 import json, sys
 import ray
 from toy_stages import toy_stages
-from thinktoggle.curation.recipe import loads_recipe
-from thinktoggle.curation.runner import run_recipe
-from thinktoggle.curation.slurm import SlurmPlanError
+from thinktoggle.runner.recipe import loads_recipe
+from thinktoggle.runner.run import run_recipe
+from thinktoggle.runner.slurm import SlurmPlanError
 
 if __name__ == "__main__":
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)

@@ -11,12 +11,12 @@ import pytest
 from _curation_fixtures import pair, write_records
 
 from thinktoggle.curation.check import check_paths
-from thinktoggle.curation.executors import ExecutorConfig
+from thinktoggle.core.executors import ExecutorConfig
 from thinktoggle.curation.export import ExportConfig, run_export
 from thinktoggle.schemas.arrow import PUBLISHED_SCHEMA
 from thinktoggle.schemas.published import PUBLISHED_COLUMNS
 from thinktoggle.schemas.record import Verdict
-from thinktoggle.schemas.stats import StageStats
+from thinktoggle.core.stats import StageStats
 
 
 def exported_records():

@@ -9,8 +9,8 @@ import pytest
 from _curation_fixtures import pair, read_records, write_records
 from typer.testing import CliRunner
 
-from thinktoggle.curation.cli import app
-from thinktoggle.curation.funnel import (
+from thinktoggle.cli.main import app
+from thinktoggle.runner.funnel import (
     FunnelError,
     build_funnel,
     check_funnel,
@@ -18,7 +18,7 @@ from thinktoggle.curation.funnel import (
     read_funnel,
     write_funnel,
 )
-from thinktoggle.schemas.stats import StageStats
+from thinktoggle.core.stats import StageStats
 
 BENCH_ITEM = (
     "Find all real numbers x such that the cube of x minus six times the square of x plus eleven times x "

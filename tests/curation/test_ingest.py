@@ -12,11 +12,11 @@ import datasets
 import pytest
 from typer.testing import CliRunner
 
-from thinktoggle.curation.cli import app
+from thinktoggle.cli.main import app
 from thinktoggle.curation.ingest import ingest as run_ingest
 from thinktoggle.curation.ingest import iter_hub_rows, normalise_row, parse_llama3_prompt
 from thinktoggle.schemas.io import iter_rows
-from thinktoggle.schemas.stats import StageStats
+from thinktoggle.core.stats import StageStats
 
 runner = CliRunner()
 HUB_ID = "nvidia/Llama-Nemotron-Post-Training-Dataset"

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from thinktoggle.curation import publish as publish_module
-from thinktoggle.curation.cli import app
+from thinktoggle.cli.main import app
 from thinktoggle.curation.publish import PublishError, plan_publish, publish, resolve_token
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from toy_stages import KeepEvenConfig, MakeConfig, Teacher, toy_stages
 
-from thinktoggle.curation.executors import ExecutorConfig
-from thinktoggle.curation.recipe import RecipeError, load_recipe, loads_recipe
+from thinktoggle.core.executors import ExecutorConfig
+from thinktoggle.runner.recipe import RecipeError, load_recipe, loads_recipe
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
@@ -137,7 +137,7 @@ def test_bad_files_and_yaml_are_clear(tmp_path):
 
 
 def test_unavailable_stage_module_is_an_error_not_a_traceback():
-    from thinktoggle.curation.stage_table import StageSpec
+    from thinktoggle.core.registry import StageSpec
 
     stages = {"generate": StageSpec("generate", "thinktoggle.no_such_module", "X", "run_x", takes_inputs=False)}
     with pytest.raises(RecipeError, match=r"recipe.yaml:3: generate: stage not available: cannot import"):

@@ -16,9 +16,9 @@ import pytest
 from toy_stages import toy_stages
 from typer.testing import CliRunner
 
-from thinktoggle.curation.cli import app
-from thinktoggle.curation.recipe import loads_recipe
-from thinktoggle.curation.runner import RunError, RunLayout, run_recipe
+from thinktoggle.cli.main import app
+from thinktoggle.runner.recipe import loads_recipe
+from thinktoggle.runner.run import RunError, RunLayout, run_recipe
 from thinktoggle.schemas.io import iter_records
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -165,7 +165,7 @@ def test_dry_run_plans_without_running_or_importing_vllm(tmp_path):
     code = (
         "import sys\n"
         "from typer.testing import CliRunner\n"
-        "from thinktoggle.curation.cli import app\n"
+        "from thinktoggle.cli.main import app\n"
         f"r = CliRunner().invoke(app, ['run', {str(DEMO)!r}, '--dry-run', '--set', 'out_dir={tmp_path}/plan'])\n"
         "print(r.output)\n"
         "assert r.exit_code == 0, r.output\n"
@@ -184,7 +184,7 @@ def test_dry_run_plans_without_running_or_importing_vllm(tmp_path):
 
 def thinktoggle(*args: str, cwd: Path, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "thinktoggle.curation.cli", *args], cwd=cwd, capture_output=True, text=True, **kwargs
+        [sys.executable, "-m", "thinktoggle.cli.main", *args], cwd=cwd, capture_output=True, text=True, **kwargs
     )
 
 
@@ -233,7 +233,7 @@ def test_resume_after_kill_9_loses_and_duplicates_nothing(demo_run, tmp_path):
     total = sum(m["seconds"] for m in (json.loads(p.read_text()) for p in (demo_run / ".run" / "done").glob("*")))
     delay = random.Random(5).uniform(0.3, 1.0 + total)  # seeded: the same moment on every run of the test
     process = subprocess.Popen(
-        [sys.executable, "-m", "thinktoggle.curation.cli", "run", str(DEMO), "--set", f"out_dir={out}"],
+        [sys.executable, "-m", "thinktoggle.cli.main", "run", str(DEMO), "--set", f"out_dir={out}"],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -258,7 +258,7 @@ def test_resume_after_kill_9_loses_and_duplicates_nothing(demo_run, tmp_path):
 
 def test_forced_rerun_with_a_train_stage_reuses_every_curation_stage(demo_run):
     """Adding `train` (and changing nothing else) reruns only train, which reads the export."""
-    from thinktoggle.curation.recipe import load_recipe
+    from thinktoggle.runner.recipe import load_recipe
 
     settings = ["max_steps=2", "warmup_steps=1", "batch_size=2", "seq_len=128", "save_every=0", "progress=false"]
     recipe = load_recipe(DEMO, [f"out_dir={demo_run}", *(f"train.{s}" for s in settings)])
@@ -308,7 +308,7 @@ def test_a_recipe_can_start_from_records_on_disk(tmp_path):
 def test_plan_shows_what_a_run_would_do_in_the_folder(tmp_path):
     from rich.console import Console
 
-    from thinktoggle.curation.plan import print_plan
+    from thinktoggle.runner.plan import print_plan
 
     root = tmp_path / "run"
     run_quiet(toy_recipe(root))

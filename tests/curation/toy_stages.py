@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from thinktoggle.curation.executors import ExecutorConfig
-from thinktoggle.schemas.stats import StageStats
+from thinktoggle.core.executors import ExecutorConfig
+from thinktoggle.core.stats import StageStats
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ def run_keep_even(
 ):
     import json
 
-    from thinktoggle.curation.executors import make_executor
+    from thinktoggle.core.executors import make_executor
 
     out_dir.mkdir(parents=True, exist_ok=True)
     step = _KeepEven([str(p) for p in inputs], str(out_dir), config)
@@ -136,7 +136,7 @@ def run_keep_even(
 
 def toy_stages():
     """A stage table for the tests: `generate` makes records, `filter` keeps the even ones."""
-    from thinktoggle.curation.stage_table import StageSpec
+    from thinktoggle.core.registry import StageSpec
 
     return {
         "generate": StageSpec("generate", __name__, "MakeConfig", "run_make", takes_inputs=False, resumable=True),

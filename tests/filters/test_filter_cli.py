@@ -7,7 +7,7 @@ import json
 from _filter_rows import off, on
 from typer.testing import CliRunner
 
-from thinktoggle.curation.cli import app
+from thinktoggle.cli.main import app
 from thinktoggle.schemas.convert import record_to_row
 
 

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 from _filter_rows import off, on, record
 
-from thinktoggle.curation.executors import ExecutorConfig, make_executor
+from thinktoggle.core.executors import ExecutorConfig, make_executor
 from thinktoggle.filters.judge import JudgeConfig, JudgeFilter, parse_judgement, render_prompt, verdict_from_completion
 from thinktoggle.filters.stage import FilterConfig, run_filter
 from thinktoggle.filters.steps import FilterStageWriter, KeepPolicy, RecordReader
@@ -20,7 +20,7 @@ from thinktoggle.schemas.arrow import RECORD_SCHEMA
 from thinktoggle.schemas.convert import record_to_arrow_row
 from thinktoggle.schemas.io import ShardWriter
 from thinktoggle.schemas.record import Verdict
-from thinktoggle.schemas.stats import StageStats
+from thinktoggle.core.stats import StageStats
 
 # (judge reply, what it says: True = Yes, False = No, None = no verdict)
 TRUTH_TABLE = [

@@ -11,7 +11,7 @@ import pytest
 from _filter_rows import off, on, record
 from datatrove.data import Document
 
-from thinktoggle.curation.executors import ExecutorConfig
+from thinktoggle.core.executors import ExecutorConfig
 from thinktoggle.filters.length import LengthConfig
 from thinktoggle.filters.stage import FilterConfig, MathConfig, run_filter
 from thinktoggle.filters.steps import OUTCOME, KeepPolicy, RecordFilter, RecordReader

@@ -11,7 +11,7 @@ from collections import Counter
 import polars as pl
 import pytest
 
-from thinktoggle.curation.executors import ExecutorConfig
+from thinktoggle.core.executors import ExecutorConfig
 from thinktoggle.generators.engines.base import SamplingConfig
 from thinktoggle.generators.generate import GenerateConfig, kept_dir, run_generate
 from thinktoggle.generators.procedural import procedural_answer, procedural_records
@@ -116,7 +116,7 @@ def _cli(out, count):
     return [
         sys.executable,
         "-m",
-        "thinktoggle.curation.cli",
+        "thinktoggle.cli.main",
         "generate",
         "--out",
         str(out),
@@ -195,7 +195,7 @@ def test_the_output_folder_read_as_input_holds_only_the_generated_records(tmp_pa
     CLI's procedural prompts) must not be read as records there."""
     from typer.testing import CliRunner
 
-    from thinktoggle.curation.cli import app
+    from thinktoggle.cli.main import app
 
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["generate", "--procedural", "arithmetic", "--count", "3", "--out", str(out)])

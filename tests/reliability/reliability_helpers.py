@@ -16,7 +16,7 @@ from types import ModuleType
 import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parents[2]
-CLI = [sys.executable, "-m", "thinktoggle.curation.cli"]
+CLI = [sys.executable, "-m", "thinktoggle.cli.main"]
 
 
 def load_test_module(relative: str, name: str) -> ModuleType:

@@ -169,7 +169,7 @@ def test_filter_fails_unreadable_rows_with_their_source_and_counts_add_up(bad_fi
 
 def test_trainer_reader_fails_bad_rows_with_reasons_and_counts_add_up(bad_files, capsys):
     trainer = pytest.importorskip("thinktoggle.training.trainer")
-    from thinktoggle.schemas.stats import StageStats
+    from thinktoggle.core.stats import StageStats
 
     stats = StageStats("train")
     records = trainer.read_examples([bad_files], stats)

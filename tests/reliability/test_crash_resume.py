@@ -77,7 +77,7 @@ def filtered(rows, tmp_path_factory) -> tuple[Path, float]:
 
 
 def filter_command(rows: Path, out: Path) -> list[str]:
-    return [sys.executable, "-m", "thinktoggle.curation.cli", "filter", str(rows), "--out", str(out)] + [
+    return [sys.executable, "-m", "thinktoggle.cli.main", "filter", str(rows), "--out", str(out)] + [
         "--workers",
         "2",
         "--math-timeout",
@@ -109,7 +109,7 @@ def test_filter_killed_twice_then_rerun_matches_the_uninterrupted_run(rows, filt
 
 
 def export_command(inputs: Path, out: Path) -> list[str]:
-    return [sys.executable, "-m", "thinktoggle.curation.cli", "export", str(inputs), "--out", str(out)] + [
+    return [sys.executable, "-m", "thinktoggle.cli.main", "export", str(inputs), "--out", str(out)] + [
         "--tasks",
         "2",
         "--workers",
@@ -145,7 +145,7 @@ def test_export_killed_twice_then_rerun_matches_the_uninterrupted_run(filtered, 
 
 def run_command(out: Path) -> list[str]:
     small = ["--set", "sources.0.limit=12", "--set", "sources.1.limit=4"]
-    return [sys.executable, "-m", "thinktoggle.curation.cli", "run", str(DEMO), "--set", f"out_dir={out}", *small]
+    return [sys.executable, "-m", "thinktoggle.cli.main", "run", str(DEMO), "--set", f"out_dir={out}", *small]
 
 
 def test_run_killed_at_two_moments_then_rerun_matches_the_uninterrupted_run(tmp_path):
@@ -213,7 +213,7 @@ def test_trainer_killed_resumes_from_its_last_checkpoint(tmp_path):
 
 
 def generate_command(out: Path) -> list[str]:
-    return [sys.executable, "-m", "thinktoggle.curation.cli", "generate", "--out", str(out), "--procedural"] + [
+    return [sys.executable, "-m", "thinktoggle.cli.main", "generate", "--out", str(out), "--procedural"] + [
         "arithmetic",
         "--count",
         "1200",

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reliability_helpers import ROOT, load_test_module
 
-from thinktoggle.curation.recipe import RecipeError, loads_recipe
+from thinktoggle.runner.recipe import RecipeError, loads_recipe
 from thinktoggle.schemas.convert import record_to_arrow_row
 from thinktoggle.schemas.io import iter_records
 from thinktoggle.schemas.record import CATEGORIES, ROLES, Record, Verdict

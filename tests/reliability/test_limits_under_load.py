@@ -101,7 +101,7 @@ def code_rows() -> list[dict]:
 STAGE_SCRIPT = """
 import sys
 from pathlib import Path
-from thinktoggle.curation.executors import ExecutorConfig
+from thinktoggle.core.executors import ExecutorConfig
 from thinktoggle.filters.stage import CodeConfig, FilterConfig, MathConfig, run_filter
 if __name__ == "__main__":
     config = FilterConfig(

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from thinktoggle.training.demo import distill_sizes, run_demo
+from thinktoggle.demo import distill_sizes, run_demo
 
 
 @pytest.fixture(scope="module")

@@ -41,8 +41,8 @@ def _pairs(values: list[str], option: str, cast) -> dict:
 
 
 def _run_stage(run, config, inputs: list[Path], out_dir: Path, tasks: int, workers: int) -> None:
-    from thinktoggle.curation.executors import ExecutorConfig
-    from thinktoggle.curation.run_cli import _datatrove_info_to
+    from thinktoggle.core.executors import ExecutorConfig
+    from thinktoggle.cli.run import _datatrove_info_to
     from thinktoggle.schemas.io import InputError
 
     try:

@@ -1,6 +1,6 @@
 """The `thinktoggle` command line: one subcommand per stage.
 
-Each stage's command lives beside its code (e.g. `thinktoggle.generators.cli`) and is registered here;
+Each stage's command lives beside its code (e.g. `thinktoggle.cli.generate`) and is registered here;
 heavy imports (vLLM, torch) happen inside the commands so that `--help` stays instant.
 """
 
@@ -82,17 +82,17 @@ def ingest(
 
 # Stage commands that live beside their code: (command name, module, function).
 STAGE_COMMANDS: list[tuple[str, str, str]] = [
-    ("generate", "thinktoggle.generators.cli", "generate"),
-    ("run", "thinktoggle.curation.run_cli", "run"),
-    ("filter", "thinktoggle.filters.cli", "filter_command"),
-    ("dedup", "thinktoggle.curation.commands", "dedup"),
-    ("decontaminate", "thinktoggle.curation.commands", "decontaminate"),
-    ("mix", "thinktoggle.curation.commands", "mix"),
-    ("export", "thinktoggle.curation.commands", "export"),
-    ("publish", "thinktoggle.curation.commands", "publish"),
-    ("train", "thinktoggle.training.cli", "train"),
-    ("validate", "thinktoggle.training.cli", "validate"),
-    ("demo", "thinktoggle.training.cli", "demo"),
+    ("generate", "thinktoggle.cli.generate", "generate"),
+    ("run", "thinktoggle.cli.run", "run"),
+    ("filter", "thinktoggle.cli.filter", "filter_command"),
+    ("dedup", "thinktoggle.cli.curation", "dedup"),
+    ("decontaminate", "thinktoggle.cli.curation", "decontaminate"),
+    ("mix", "thinktoggle.cli.curation", "mix"),
+    ("export", "thinktoggle.cli.curation", "export"),
+    ("publish", "thinktoggle.cli.curation", "publish"),
+    ("train", "thinktoggle.cli.training", "train"),
+    ("validate", "thinktoggle.cli.training", "validate"),
+    ("demo", "thinktoggle.cli.training", "demo"),
 ]
 
 

@@ -13,9 +13,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from thinktoggle.curation.stage_table import STAGE_ORDER, STAGES
+from thinktoggle.core.registry import STAGE_ORDER, STAGES
 from thinktoggle.schemas.io import atomic_write_text
-from thinktoggle.schemas.stats import StageStats
+from thinktoggle.core.stats import StageStats
 
 
 class FunnelError(AssertionError):

@@ -59,7 +59,7 @@ STAGES: dict[str, StageSpec] = {
     for spec in (
         StageSpec(
             "sources",
-            "thinktoggle.curation.sources_stage",
+            "thinktoggle.generators.sources_stage",
             "SourcesConfig",
             "run_sources",
             kept="kept",
@@ -86,7 +86,7 @@ STAGES: dict[str, StageSpec] = {
             resumable=True,  # datatrove completion markers per rank
             summary="verify answers",
         ),
-        # The curation stages keep their records in the stage folder itself (curation/stage_outputs.py).
+        # The curation stages keep their records in the stage folder itself (core/outputs.py).
         StageSpec("dedup", "thinktoggle.curation.dedup", "DedupConfig", "run_dedup", summary="exact + MinHash"),
         StageSpec(
             "decontaminate",

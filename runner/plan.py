@@ -15,9 +15,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from thinktoggle.curation.recipe import Recipe
-from thinktoggle.curation.runner import RunLayout, StageStep, check_same_recipe, plan_steps, select_steps
-from thinktoggle.curation.stage_table import STAGES, StageSpec
+from thinktoggle.runner.recipe import Recipe
+from thinktoggle.runner.run import RunLayout, StageStep, check_same_recipe, plan_steps, select_steps
+from thinktoggle.core.registry import STAGES, StageSpec
 
 # Config fields that name what does the work: shown in the plan's "engines / models" column.
 ENGINE_FIELDS = (
@@ -125,7 +125,7 @@ def print_plan(
         if named:  # in full (the table folds long names): what the run will download or read
             console.print(f"{label}: " + escape(", ".join(named)), highlight=False, soft_wrap=True)
     if any(s.section.executor.type == "slurm" for s in selected):
-        from thinktoggle.curation.slurm import sbatch_plan
+        from thinktoggle.runner.slurm import sbatch_plan
 
         console.print("\n[bold]sbatch plan[/bold] (one job per stage, each after the previous one succeeded):")
         for name, command, script in sbatch_plan(recipe, selected, layout, stages):

@@ -29,8 +29,8 @@ from typing import Any, Literal, Union
 import yaml
 from yaml.constructor import SafeConstructor
 
-from thinktoggle.curation.executors import ExecutorConfig
-from thinktoggle.curation.stage_table import STAGE_ORDER, STAGES, StageSpec, StageUnavailable
+from thinktoggle.core.executors import ExecutorConfig
+from thinktoggle.core.registry import STAGE_ORDER, STAGES, StageSpec, StageUnavailable
 
 RECIPE_DIR_VAR = "${recipe_dir}"
 _recipe_dir: contextvars.ContextVar[str] = contextvars.ContextVar("recipe_dir", default=".")

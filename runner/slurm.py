@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from thinktoggle.curation.executors import ExecutorConfig, make_executor
+from thinktoggle.core.executors import ExecutorConfig, make_executor
 from thinktoggle.schemas.io import atomic_write_text
 
 
@@ -61,8 +61,8 @@ class RunStageJob:
         self.stages = stages
 
     def __call__(self, data=None, rank: int = 0, world_size: int = 1):
-        from thinktoggle.curation.recipe import load_recipe
-        from thinktoggle.curation.runner import RunLayout, plan_steps, run_stage, write_run_stats
+        from thinktoggle.runner.recipe import load_recipe
+        from thinktoggle.runner.run import RunLayout, plan_steps, run_stage, write_run_stats
 
         recipe = load_recipe(self.resolved_recipe, [f"out_dir={self.run_root}"], stages=self.stages)
         layout = RunLayout(Path(self.run_root))

@@ -1,4 +1,4 @@
-"""`thinktoggle run RECIPE`: run, resume or plan a recipe (registered in curation/cli.py STAGE_COMMANDS)."""
+"""`thinktoggle run RECIPE`: run, resume or plan a recipe (registered in cli/main.py STAGE_COMMANDS)."""
 
 from __future__ import annotations
 
@@ -28,10 +28,10 @@ def run(
     force: bool = typer.Option(False, "--force", help="accept a changed recipe: rerun the stages it changes"),
 ):
     """Run a recipe's stages in order; a rerun skips completed stages and resumes a partial one."""
-    from thinktoggle.curation.recipe import RecipeError, load_recipe
-    from thinktoggle.curation.runner import RunError, StageFailed, run_recipe
-    from thinktoggle.curation.slurm import SlurmPlanError
-    from thinktoggle.curation.stage_table import StageUnavailable
+    from thinktoggle.runner.recipe import RecipeError, load_recipe
+    from thinktoggle.runner.run import RunError, StageFailed, run_recipe
+    from thinktoggle.runner.slurm import SlurmPlanError
+    from thinktoggle.core.registry import StageUnavailable
     from thinktoggle.schemas.io import InputError
 
     if from_stage and only:
@@ -39,7 +39,7 @@ def run(
     try:
         loaded = load_recipe(recipe, overrides)
         if dry_run:
-            from thinktoggle.curation.plan import print_plan
+            from thinktoggle.runner.plan import print_plan
 
             print_plan(loaded, from_stage=from_stage, only=only)
             return

@@ -1,4 +1,4 @@
-"""`thinktoggle generate`: answer prompts in both modes with teacher models (registered in curation/cli.py)."""
+"""`thinktoggle generate`: answer prompts in both modes with teacher models (registered in cli/main.py)."""
 
 from __future__ import annotations
 

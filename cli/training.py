@@ -1,4 +1,4 @@
-"""`thinktoggle train | validate | demo` (registered in curation/cli.py STAGE_COMMANDS)."""
+"""`thinktoggle train | validate | demo` (registered in cli/main.py STAGE_COMMANDS)."""
 
 from __future__ import annotations
 
@@ -98,7 +98,7 @@ def demo(
     engine: str = typer.Option("auto", "--engine", help="validation/distillation engine: vllm | transformers"),
 ):
     """The whole mission offline: data → filters → curation → export → train a tiny toggle model → validate → distill."""
-    from thinktoggle.training.demo import DemoError, run_demo
+    from thinktoggle.demo import DemoError, run_demo
 
     try:
         run_demo(out_dir, seed=seed, small=small, engine=engine)

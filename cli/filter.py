@@ -1,4 +1,4 @@
-"""`thinktoggle filter`: verify records and keep the good ones (registered in curation/cli.py STAGE_COMMANDS)."""
+"""`thinktoggle filter`: verify records and keep the good ones (registered in cli/main.py STAGE_COMMANDS)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def filter_command(
     write_records: bool = typer.Option(False, "--write-records", help="also write records/ (internal parquet)"),
 ):
     """Verify math answers, run code in a sandbox, enforce the toggle format, length and repetition limits."""
-    from thinktoggle.curation.executors import ExecutorConfig
+    from thinktoggle.core.executors import ExecutorConfig
     from thinktoggle.filters.length import LengthConfig
     from thinktoggle.filters.repetition import RepetitionConfig
     from thinktoggle.filters.stage import CodeConfig, FilterConfig, MathConfig, count_input_rows, run_filter

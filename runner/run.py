@@ -33,10 +33,10 @@ from typing import Any
 
 import yaml
 
-from thinktoggle.curation.recipe import Recipe, RecipeError
-from thinktoggle.curation.stage_table import STAGES, StageSpec
+from thinktoggle.runner.recipe import Recipe, RecipeError
+from thinktoggle.core.registry import STAGES, StageSpec
 from thinktoggle.schemas.io import atomic_write_text
-from thinktoggle.schemas.stats import StageStats
+from thinktoggle.core.stats import StageStats
 
 RESOLVED_NAME = "recipe.resolved.yaml"
 STATE_DIR = ".run"
@@ -298,7 +298,7 @@ def _run_locked(
 
     executor_types = {s.section.executor.type for s in selected}
     if "slurm" in executor_types:
-        from thinktoggle.curation.slurm import submit_chain
+        from thinktoggle.runner.slurm import submit_chain
 
         result.submitted = submit_chain(recipe, selected, layout, stages, report=report, force=force)
         result.skipped = [s.name for s in selected if layout.is_complete(recipe, s.name)]
@@ -333,8 +333,8 @@ def _run_locked(
 
 
 def write_run_stats(recipe: Recipe, steps: list[StageStep], layout: RunLayout) -> Path:
-    """The run-level funnel (curation/funnel.py) at the run root, from every completed stage's marker."""
-    from thinktoggle.curation.funnel import build_funnel
+    """The run-level funnel (runner/funnel.py) at the run root, from every completed stage's marker."""
+    from thinktoggle.runner.funnel import build_funnel
 
     done = [(step, layout.read_marker(step.name)) for step in steps]
     done = [(step, marker) for step, marker in done if marker is not None]

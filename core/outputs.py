@@ -18,12 +18,12 @@ from typing import Any
 
 from datatrove.pipeline.base import PipelineStep
 
-from thinktoggle.curation.executors import ExecutorConfig, make_executor
+from thinktoggle.core.executors import ExecutorConfig, make_executor
 from thinktoggle.schemas.arrow import RECORD_SCHEMA
 from thinktoggle.schemas.convert import record_to_arrow_row
 from thinktoggle.schemas.io import RowRead, ShardWriter, atomic_write_text, discover_files, iter_records
 from thinktoggle.schemas.record import Record, Verdict
-from thinktoggle.schemas.stats import StageStats
+from thinktoggle.core.stats import StageStats
 
 DROPPED, FAILED, STATS = "dropped", "failed", "stats.json"
 UNREADABLE = "unreadable_row"

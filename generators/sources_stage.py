@@ -15,13 +15,13 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from thinktoggle.curation.executors import ExecutorConfig
+from thinktoggle.core.executors import ExecutorConfig
 from thinktoggle.generators.sources import SourceConfig, iter_source
 from thinktoggle.schemas.arrow import RECORD_SCHEMA
 from thinktoggle.schemas.convert import record_to_arrow_row
 from thinktoggle.schemas.io import ShardWriter, atomic_write_text
 from thinktoggle.schemas.record import Verdict
-from thinktoggle.schemas.stats import StageStats
+from thinktoggle.core.stats import StageStats
 
 STAGE = "sources"
 DUPLICATE = "duplicate_prompt"

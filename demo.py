@@ -49,8 +49,8 @@ def distill_sizes(small: bool) -> tuple[int, int]:
 
 def run_pipeline(out_dir: Path, seed: int, small: bool, engine: str) -> Any:
     """Run recipes/demo.yaml into `out_dir` through the recipe runner."""
-    from thinktoggle.curation.recipe import RecipeError, load_recipe
-    from thinktoggle.curation.runner import RunError, run_recipe
+    from thinktoggle.runner.recipe import RecipeError, load_recipe
+    from thinktoggle.runner.run import RunError, run_recipe
 
     overrides = [
         f"out_dir={out_dir}",
@@ -183,7 +183,7 @@ def print_report(out_dir: Path, result: Any, distill: dict[str, Any], seconds: f
 
 def run_demo(out_dir: Path, seed: int = 0, small: bool = False, engine: str = "auto") -> dict[str, Any]:
     """Run the demo into `out_dir`; return (and write to demo_summary.json) the figures it printed."""
-    from thinktoggle.curation.run_cli import _datatrove_info_to
+    from thinktoggle.cli.run import _datatrove_info_to
     from thinktoggle.schemas.io import atomic_write_text
 
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")  # the engine's start-up chatter (CPU tuning hints)

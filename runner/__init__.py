@@ -1,0 +1,1 @@
+"""Orchestration: recipes, the runner, the plan, the run funnel and Slurm submission."""
