@@ -17,6 +17,7 @@ import pytest
 
 from thinktoggle.filters import sandbox as sandbox_module
 from thinktoggle.filters.sandbox import Program, Sandbox, SandboxLimits, SandboxUnavailable
+from thinktoggle.filters.sandbox import command as sandbox_command
 
 # Generous time limits, so that a loaded machine never turns a memory or output test into a timeout; the
 # timeout tests set tight per-program limits (TIGHT) instead.
@@ -364,7 +365,7 @@ def test_the_sandbox_runs_as_an_unprivileged_uid_without_capabilities(sandbox: S
 
 
 def test_without_bwrap_it_refuses_unless_unsafe_is_explicit(monkeypatch) -> None:
-    monkeypatch.setattr(sandbox_module, "find_bwrap", lambda: None)
+    monkeypatch.setattr(sandbox_command, "find_bwrap", lambda: None)  # where check_bwrap looks it up
     with pytest.raises(SandboxUnavailable, match="allow_unsafe"):
         Sandbox(LIMITS)
     with Sandbox(LIMITS, allow_unsafe=True) as unsafe:
