@@ -16,7 +16,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-KEPT, DROPPED, FAILED, RANKS, LOGS = "kept", "dropped", "failed", "ranks", "logs"
+from thinktoggle.schemas.io import KEPT_FOLDER as KEPT
+
+DROPPED, FAILED, RANKS, LOGS = "dropped", "failed", "ranks", "logs"
 STATS = "stats.json"
 
 

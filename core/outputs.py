@@ -1,9 +1,9 @@
-"""What a curation stage writes into its folder, so that nothing is lost.
+"""The writers every stage uses: kept/, dropped/, failed/ and the stage's (or rank's) stats, nothing lost.
 
-    out_dir/*.parquet           kept records (RECORD_SCHEMA): the next stage's input (readers walking the
-                                folder skip the side folders below and .json files, see schemas/io.py)
-    out_dir/dropped/*.parquet   dropped records (RECORD_SCHEMA), each with a failing Verdict naming the reason
-    out_dir/failed/*.jsonl      rows that could not be read: {"where": "file:line", "field": ..., "error": ...}
+    out_dir/kept/*.parquet      kept records (RECORD_SCHEMA): the next stage's input
+    out_dir/dropped/*.parquet   dropped records (REJECTED_SCHEMA: the record + stage, reason, detail, source)
+    out_dir/failed/*.parquet    records a stage could not process, and unreadable input rows (REJECTED_SCHEMA)
+    out_dir/ranks/<prefix>.json one rank's StageStats; `merge_rank_stats` adds them into out_dir/stats.json
     out_dir/stats.json          StageStats: in == kept + dropped + failed (checked on write)
 
 A stage whose stats.json exists is complete; a rerun returns its stats without redoing the work.
@@ -11,7 +11,7 @@ A stage whose stats.json exists is complete; a rerun returns its stats without r
 
 from __future__ import annotations
 
-import json
+from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -19,19 +19,16 @@ from typing import Any
 from datatrove.pipeline.base import PipelineStep
 
 from thinktoggle.core.executors import ExecutorConfig, make_executor
-from thinktoggle.schemas.arrow import RECORD_SCHEMA
-from thinktoggle.schemas.convert import record_to_arrow_row
-from thinktoggle.schemas.io import RowRead, ShardWriter, atomic_write_text, discover_files, iter_records
-from thinktoggle.schemas.record import Record, Verdict
+from thinktoggle.core.layout import DROPPED, FAILED, KEPT, STATS, logs_dir, ranks_dir
 from thinktoggle.core.stats import StageStats
+from thinktoggle.core.verdicts import KEEP_PASS, KeepPolicy, outcome_of, reason_key
+from thinktoggle.schemas.arrow import RECORD_SCHEMA, REJECTED_SCHEMA
+from thinktoggle.schemas.convert import record_to_arrow_row
+from thinktoggle.schemas.io import RowRead, ShardWriter, discover_files, iter_records
+from thinktoggle.schemas.record import Record, Verdict
 
-DROPPED, FAILED, STATS = "dropped", "failed", "stats.json"
 UNREADABLE = "unreadable_row"
-
-
-def kept_dir(out_dir: str | Path) -> Path:
-    """Where a stage's kept records are: pass this folder to the next stage."""
-    return Path(out_dir)
+_EMPTY_RECORD = dict.fromkeys(RECORD_SCHEMA.names)
 
 
 def completed_stats(out_dir: str | Path) -> StageStats | None:
@@ -40,77 +37,109 @@ def completed_stats(out_dir: str | Path) -> StageStats | None:
     return StageStats.read(path) if path.exists() else None
 
 
-def clear_partial(out_dir: str | Path, prefix: str = "part") -> None:
-    """Remove the kept/dropped/failed files (named `prefix*`) that an unfinished run left."""
+def clear_partial(out_dir: str | Path, prefix: str) -> None:
+    """Remove the shards (and hidden temp files) named `prefix*` that an unfinished run or rank left."""
     out_dir = Path(out_dir)
-    for folder in (out_dir, out_dir / DROPPED, out_dir / FAILED):
-        if folder.exists():
-            for path in folder.glob(f"{prefix}*"):
-                if path.is_file():
-                    path.unlink()
+    for folder in (KEPT, DROPPED, FAILED):
+        for stale in [*(out_dir / folder).glob(f"{prefix}*"), *(out_dir / folder).glob(f".{prefix}*")]:
+            if stale.is_file():
+                stale.unlink()
 
 
-def dropped_record(record: Record, stage: str, reason: str, detail: str, **metadata: Any) -> Record:
-    """The record as it is written to dropped/: a failing verdict `reason: detail` and the details in metadata."""
-    record = record.with_verdict(
-        Verdict(filter=stage, verdict="fail", reason=f"{reason}: {detail}" if detail else reason)
-    )
-    record.metadata = {**record.metadata, stage: {"reason": reason, **metadata}}
-    return record
+def rejected_row(record: Record | None, stage: str, reason: str, detail: str, source: str) -> dict[str, Any]:
+    """A REJECTED_SCHEMA row: the record (null columns for an unreadable row) and why it left."""
+    row = record_to_arrow_row(record) if record is not None else dict(_EMPTY_RECORD)
+    return {**row, "stage": stage, "reason": reason, "detail": detail, "source": source}
 
 
 class StageOutputs:
-    """The kept/dropped/failed writers and the counts of one stage (or one rank of it)."""
+    """The kept/dropped/failed writers and the counts of one stage, or of one rank of it (`prefix`).
 
-    def __init__(self, out_dir: str | Path, stage: str, prefix: str = "part", rows_per_shard: int = 100_000) -> None:
+    `write(record, verdict)` routes a record by its verdict (core/verdicts.py); `fail_read` accounts for an
+    input row that could not be read. On an exception the partial shards are discarded, never published.
+    """
+
+    def __init__(
+        self,
+        out_dir: str | Path,
+        stage: str,
+        prefix: str = "part",
+        keep: KeepPolicy = KEEP_PASS,
+        rows_per_shard: int = 100_000,
+    ) -> None:
         self.out_dir = Path(out_dir)
         self.stage = stage
         self.prefix = prefix
+        self.keep_policy = keep
         self.stats = StageStats(stage)
-        self._kept = ShardWriter(self.out_dir, RECORD_SCHEMA, prefix=prefix, rows_per_shard=rows_per_shard)
-        self._dropped = ShardWriter(self.out_dir / DROPPED, RECORD_SCHEMA, prefix=prefix, rows_per_shard=rows_per_shard)
-        self._failed: list[str] = []
+        self._writers = ExitStack()
+        self._open = {
+            name: self._writers.enter_context(
+                ShardWriter(self.out_dir / name, schema, prefix=prefix, rows_per_shard=rows_per_shard)
+            )
+            for name, schema in ((KEPT, RECORD_SCHEMA), (DROPPED, REJECTED_SCHEMA), (FAILED, REJECTED_SCHEMA))
+        }
 
     def __enter__(self) -> StageOutputs:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        # ShardWriter's own exit publishes on success and aborts its partial shard on an exception.
+        self._writers.__exit__(exc_type, exc, tb)
         if exc_type is None:
-            self.close()
+            self.stats.check()
+
+    def write(self, record: Record, verdict: Verdict | None = None, source: str = "") -> str:
+        """Route `record` by `verdict` (None: kept); the verdict is added to its verdicts. Returns the outcome."""
+        if verdict is not None:
+            record = record.with_verdict(verdict)
+        outcome = outcome_of(verdict, self.keep_policy)
+        if outcome == "kept":
+            self.keep(record)
         else:
-            self._kept.abort()
-            self._dropped.abort()
+            reason = reason_key(verdict.reason) or verdict.verdict
+            self._reject(outcome, record, reason, verdict.reason, source)
+        return outcome
 
     def keep(self, record: Record) -> None:
         self.stats.n_in += 1
         self.stats.keep()
-        self._kept.write(record_to_arrow_row(record))
+        self._open[KEPT].write(record_to_arrow_row(record))
 
-    def drop(self, record: Record, reason: str, detail: str = "", **metadata: Any) -> None:
-        """Drop `record` for `reason` (a stable key counted in stats); `detail` and `metadata` say what matched."""
+    def drop(self, record: Record, reason: str, detail: str = "", source: str = "") -> None:
+        """Drop `record` for `reason` (a stable key counted in stats); `detail` says what matched."""
+        self._reject("dropped", record, reason, detail, source)
+
+    def fail(self, record: Record | None, reason: str, detail: str = "", source: str = "") -> None:
+        self._reject("failed", record, reason, detail, source)
+
+    def fail_read(self, read: RowRead) -> None:
+        """An unreadable input row: failed, with its file:line, field and error."""
+        self.fail(None, UNREADABLE, f"{read.field}: {read.error}", read.where)
+
+    def _reject(self, outcome: str, record: Record | None, reason: str, detail: str, source: str) -> None:
         self.stats.n_in += 1
-        self.stats.drop(reason)
-        self._dropped.write(record_to_arrow_row(dropped_record(record, self.stage, reason, detail, **metadata)))
+        (self.stats.drop if outcome == "dropped" else self.stats.fail)(reason)
+        folder = DROPPED if outcome == "dropped" else FAILED
+        self._open[folder].write(rejected_row(record, self.stage, reason, detail, source))
 
-    def fail(self, read: RowRead) -> None:
-        """An unreadable row: counted as failed, and listed with its file:line, field and error."""
-        self.stats.n_in += 1
-        self.stats.fail(UNREADABLE)
-        self._failed.append(json.dumps({"where": read.where, "field": read.field, "error": read.error}))
-
-    def close(self) -> StageStats:
-        self._kept.close()
-        self._dropped.close()
-        if self._failed:
-            atomic_write_text("\n".join(self._failed) + "\n", self.out_dir / FAILED / f"{self.prefix}.jsonl")
-        self.stats.check()
-        return self.stats
+    def write_rank_stats(self) -> Path:
+        """This rank's counts, for `merge_rank_stats`."""
+        return self.stats.write(ranks_dir(self.out_dir) / f"{self.prefix}.json")
 
 
-def merge_rank_stats(out_dir: str | Path, stage: str) -> StageStats:
-    """Merge the per-rank stats parts (out_dir/ranks/*.json) into out_dir/stats.json."""
+def merge_rank_stats(out_dir: str | Path, stage: str, expected: list[str] | None = None) -> StageStats:
+    """Add every rank's stats (out_dir/ranks/*.json) into out_dir/stats.json, which marks the stage complete.
+
+    `expected`: the rank file stems that must be there; a missing one is named in the error.
+    """
+    folder = ranks_dir(out_dir)
+    if expected is not None:
+        missing = [name for name in expected if not (folder / f"{name}.json").exists()]
+        if missing:
+            raise RuntimeError(f"{stage}: ranks {missing} did not finish; see {logs_dir(out_dir)} and rerun")
     total = StageStats(stage)
-    for part in sorted((Path(out_dir) / "ranks").glob("*.json")):
+    for part in sorted(folder.glob("*.json")):
         total.merge(StageStats.read(part))
     total.write(Path(out_dir) / STATS)
     return total
@@ -119,8 +148,8 @@ def merge_rank_stats(out_dir: str | Path, stage: str) -> StageStats:
 class RecordStageStep(PipelineStep):
     """One rank of a record-by-record stage, as a datatrove PipelineStep (so Local/Slurm/Ray run it).
 
-    Rank r reads input files r, r + world_size, …; writes `kept/`, `dropped/` and `failed/` files named
-    `part-r{rank}*`, and its counts into `ranks/part-r{rank}.json`. Subclasses implement `judge`.
+    Rank r reads input files r, r + world_size, …, routes each record by `judge` (core/verdicts.py), and
+    writes shards named `rank{r}*` and its counts into `ranks/rank{r}.json`.
     """
 
     type = "🧹 - CURATION"
@@ -132,8 +161,7 @@ class RecordStageStep(PipelineStep):
         self.out_dir = str(out_dir)
         self.stage = stage
 
-    def judge(self, record: Record) -> tuple[str, str, dict[str, Any]] | None:
-        """None to keep the record, else (reason, detail, metadata) to drop it."""
+    def judge(self, record: Record) -> Verdict | None:
         raise NotImplementedError
 
     def finish_rank(self, rank: int) -> None:
@@ -141,24 +169,22 @@ class RecordStageStep(PipelineStep):
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
         files = discover_files(self.inputs)[rank::world_size]
-        prefix = f"part-r{rank:05d}"
+        prefix = rank_prefix(rank)
         clear_partial(self.out_dir, prefix)
         with StageOutputs(self.out_dir, self.stage, prefix=prefix) as outputs:
             for read, record in iter_records(files):
                 if record is None:
-                    outputs.fail(read)
+                    outputs.fail_read(read)
                     self.stat_update("failed")
                     continue
-                verdict = self.judge(record)
-                if verdict is None:
-                    outputs.keep(record)
-                    self.stat_update("kept")
-                else:
-                    reason, detail, metadata = verdict
-                    outputs.drop(record, reason, detail, **metadata)
-                    self.stat_update("dropped", reason)
+                self.stat_update(outputs.write(record, self.judge(record), read.where))
         self.finish_rank(rank)
-        outputs.stats.write(Path(self.out_dir) / "ranks" / f"{prefix}.json")
+        outputs.write_rank_stats()
+
+
+def rank_prefix(rank: int) -> str:
+    """The name of a rank's shards and stats file."""
+    return f"rank{rank:05d}"
 
 
 def refuse_slurm(executor: ExecutorConfig, stage: str) -> None:
@@ -176,9 +202,6 @@ def run_record_stage(step: RecordStageStep, executor: ExecutorConfig, job_name: 
     refuse_slurm(executor, job_name)
     n_files = len(discover_files(step.inputs))
     config = replace(executor, tasks=max(1, min(executor.tasks, n_files)))
-    runner = make_executor(config, [step], out_dir / "logs", job_name=job_name)
+    runner = make_executor(config, [step], logs_dir(out_dir), job_name=job_name)
     runner.run()
-    incomplete = runner.get_incomplete_ranks(range(config.tasks))
-    if incomplete:
-        raise RuntimeError(f"{job_name}: ranks {incomplete} did not complete (logs in {out_dir / 'logs'})")
-    return merge_rank_stats(out_dir, step.stage)
+    return merge_rank_stats(out_dir, step.stage, [rank_prefix(r) for r in range(config.tasks)])

@@ -8,9 +8,8 @@ the recipe holds the prompt, a template with `{question}`, `{answer}` and `{refe
     filter:
       only: [format, length, judge]
       judge:
-        engine: openai
+        engine: {kind: openai, base_url: "http://judge-node:8000/v1"}
         model: Qwen/Qwen2.5-32B-Instruct
-        base_url: http://judge-node:8000/v1
         categories: [chat]
         prompt: |
           ... {question} ... {answer} ... finish with "Judgement: Yes" or "Judgement: No".
@@ -37,8 +36,10 @@ from typing import Any, Literal
 from datatrove.data import DocumentsPipeline
 from datatrove.utils.batching import batched
 
-from thinktoggle.filters.steps import FILTER_ERROR, KeepPolicy, RecordFilter, is_rejected
+from thinktoggle.core.verdicts import KeepPolicy
+from thinktoggle.filters.steps import FILTER_ERROR, RecordFilter, is_rejected
 from thinktoggle.generators.engines.base import ChatRequest, Completion, SamplingConfig
+from thinktoggle.generators.engines.config import EngineConfig
 from thinktoggle.schemas.convert import document_to_record
 from thinktoggle.schemas.record import Record, Verdict
 from thinktoggle.schemas.think import final_answer
@@ -76,8 +77,9 @@ class JudgeConfig:
     # Judge only rows that one of these filters left `unverifiable` (e.g. [math]: math-verify could not
     # parse the answer, so the model compares it with the gold); () judges every row of `categories`.
     only_unverifiable_by: tuple[str, ...] = ()
-    engine: Literal["vllm", "openai", ""] = ""  # required when the judge runs ("" keeps plans free of a judge)
-    model: str = ""  # model path/id (vllm) or the served name (openai)
+    # Unset, the recipe's plan shows no judge; a run with `judge` in the filter stage's `only` requires it.
+    engine: EngineConfig | None = None  # how the judge model is served, e.g. {kind: vllm, tp: 2}
+    model: str = ""  # model path/id (vllm, transformers) or the served name (openai)
     prompt: str = MATH_ANSWER_PROMPT  # {question} {answer} {reference}; other braces are left as they are
     system: str = ""  # an optional system turn for the judge
     answer: Literal["final", "output"] = "final"  # {answer}: the final answer (after </think>) or the whole output
@@ -86,20 +88,7 @@ class JudgeConfig:
     sampling: SamplingConfig = SamplingConfig(n=1, temperature=0.0, top_p=1.0, max_tokens=512)
     seed: int = 0
     batch_size: int = 64  # rows per engine call
-    # openai
-    base_url: str = ""
-    api_key_env: str = "OPENAI_API_KEY"
-    concurrency: int = 64
-    timeout: float = 600.0
-    retries: int = 5
-    # vllm
-    tp: int = 1
     dp: int = 1  # data-parallel ranks on one node (each pins its own `tp` GPUs), as in the generate stage
-    dtype: str = "auto"
-    max_model_len: int = 0
-    gpu_memory_utilization: float = 0.9
-    kv_cache_memory_bytes: int = 0
-    enforce_eager: bool = False
 
     def __post_init__(self) -> None:
         if "{answer}" not in self.prompt:
@@ -112,8 +101,8 @@ class JudgeConfig:
             raise ValueError("verdict_pattern: needs a group capturing yes or no")
         if self.sampling.n != 1:
             raise ValueError("sampling: the judge answers once per row (n: 1)")
-        if self.batch_size < 1 or self.max_chars < 1 or self.tp < 1 or self.dp < 1:
-            raise ValueError("batch_size, max_chars, tp and dp must be >= 1")
+        if self.batch_size < 1 or self.max_chars < 1 or self.dp < 1:
+            raise ValueError("batch_size, max_chars and dp must be >= 1")
 
     @property
     def needs_reference(self) -> bool:
@@ -121,12 +110,12 @@ class JudgeConfig:
 
     def check_runnable(self) -> None:
         """What a run needs beyond the defaults (the filter stage calls this when `judge` is in `only`)."""
-        if self.engine not in ("vllm", "openai"):
-            raise ValueError("engine: vllm or openai required when the judge filter runs")
+        if self.engine is None:
+            raise ValueError("engine: required when the judge filter runs, e.g. {kind: vllm} or {kind: openai, base_url: ...}")
+        if self.engine.kind == "procedural":
+            raise ValueError("engine: the procedural engine cannot judge (vllm, openai, transformers or auto)")
         if not self.model:
             raise ValueError("model: required when the judge filter runs (the judge model path/id or served name)")
-        if self.engine == "openai" and not self.base_url:
-            raise ValueError("base_url: required for the openai judge engine")
 
 
 # ------------------------------------------------------------------------------------------ pure functions
@@ -302,29 +291,12 @@ class JudgeFilter(RecordFilter):
 
 
 def make_judge_engine(config: JudgeConfig, rank: int = 0):
-    """The judge's engine, built the way the generate stage builds a teacher's (same engines, same options)."""
-    from thinktoggle.generators.generate import GenerateConfig, make_engine
+    """The judge's engine, built by the engine factory that builds the generate stage's teachers."""
+    from thinktoggle.generators.engines.factory import make_engine
 
     config.check_runnable()
-    as_teacher = GenerateConfig(
-        engine=config.engine,
-        teacher_on=config.model,
-        base_url=config.base_url,
-        api_key_env=config.api_key_env,
-        concurrency=config.concurrency,
-        timeout=config.timeout,
-        retries=config.retries,
-        tp=config.tp,
-        dp=config.dp,
-        dtype=config.dtype,
-        max_model_len=config.max_model_len,
-        gpu_memory_utilization=config.gpu_memory_utilization,
-        kv_cache_memory_bytes=config.kv_cache_memory_bytes,
-        enforce_eager=config.enforce_eager,
-        seed=config.seed,
-        progress=False,
-    )
-    return make_engine(as_teacher, config.model, rank, pin_gpus=config.dp > 1)
+    assert config.engine is not None  # checked just above
+    return make_engine(config.engine, config.model, seed=config.seed, rank=rank, data_parallel=config.dp)
 
 
 __all__ = [

@@ -1,22 +1,21 @@
 """The filter stage: records in, verdicts on, kept / dropped / failed out — every record accounted for.
 
-    reader (this rank's prompts) -> format -> length -> repetition -> math -> code [-> judge] -> writer
+    [partition: each input row read once, bucketed by prompt] -> reader (this rank's bucket)
+        -> format -> length -> repetition -> math -> code [-> judge] -> writer
 
-    out_dir/kept/*.parquet     kept rows: the published layout + id, pair_id, verdicts
-    out_dir/dropped/*.parquet  dropped rows + filter, reason, detail, source (file:line)
-    out_dir/failed/*.parquet   rows a filter could not judge, and unreadable input rows (source, detail)
-    out_dir/records/*.parquet  (write_records) kept rows as internal records (RECORD_SCHEMA), provenance kept
-    out_dir/stats.json         {"in", "kept", "dropped", "failed", "by_filter": {name: {"kept", "dropped",
-                               "failed"}}, ...}: in == kept + dropped + failed, checked on write
-    out_dir/stats/, progress/, logs/   per-rank stats, progress counters, datatrove logs and completion markers
+    out_dir/kept/      kept records (RECORD_SCHEMA, provenance and verdicts kept): the next stage's input
+    out_dir/dropped/   dropped records + stage, reason (the filter's), detail, source (file:line)
+    out_dir/failed/    records a filter could not judge, and unreadable input rows
+    out_dir/stats.json {"in", "kept", "dropped", "failed", "by_filter": {name: {"kept", "dropped", "failed"}}}
+    out_dir/ranks/     per-rank stats and progress;  out_dir/logs/  datatrove logs and completion markers
 
 Filters run cheapest first, and a record leaves at the first filter that rejects it. A filter that does not
 apply to a row (math on a chat row) lets it through: `by_filter[name]["kept"]` counts every row that got past.
-Every rank reads the whole input and keeps its share of prompts (all samples of a prompt in one rank, for the
-majority vote): reading is repeated per rank, which is cheap next to verification. Math rows without gold wait
-in their rank until its input ends, then vote. Each filter is a datatrove
-step, so the stage runs unchanged on the Local, Slurm and Ray executors; a rerun into the same folder skips
-the ranks that completed (datatrove's completion markers) and merges every rank's stats again.
+On several ranks a partition phase reads every input row once and buckets it by pair id, so that all samples
+of a prompt meet in one rank (the majority vote needs them) and each rank reads only its share. Math rows
+without gold wait in their rank until its input ends, then vote. Each filter is a datatrove step, so the
+stage runs on the Local and Ray executors unchanged; a rerun into the same folder skips the ranks that
+completed (datatrove's completion markers) and merges every rank's stats again.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ import dataclasses
 import json
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,10 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.utils.batching import batched
 
 from thinktoggle.core.executors import ExecutorConfig, make_executor
+from thinktoggle.core.layout import logs_dir, ranks_dir
+from thinktoggle.core.outputs import merge_rank_stats, rank_prefix
+from thinktoggle.core.stats import StageStats
+from thinktoggle.core.verdicts import KeepPolicy
 from thinktoggle.filters.format import FormatConfig, format_verdict
 from thinktoggle.filters.judge import JudgeConfig, JudgeFilter
 from thinktoggle.filters.length import LengthConfig, length_verdict, make_token_counter
@@ -40,16 +43,16 @@ from thinktoggle.filters.majority import MajorityConfig, majority_vote
 from thinktoggle.filters.repetition import RepetitionConfig, repetition_verdict
 from thinktoggle.filters.steps import (
     FILTER_ERROR,
+    PARTITION,
     FilterStageWriter,
-    KeepPolicy,
+    PartitionStep,
     RecordFilter,
     RecordReader,
     is_rejected,
 )
 from thinktoggle.schemas.convert import document_to_record
-from thinktoggle.schemas.io import discover_files
+from thinktoggle.schemas.io import atomic_write_text, discover_files
 from thinktoggle.schemas.record import Record, Verdict
-from thinktoggle.core.stats import StageStats
 
 FILTER_ORDER = ("format", "length", "repetition", "math", "code", "judge")
 DEFAULT_FILTERS = FILTER_ORDER[:5]  # the judge needs a model: it runs only when `only` names it
@@ -97,9 +100,6 @@ class FilterConfig:
     math: MathConfig = field(default_factory=MathConfig)
     code: CodeConfig = field(default_factory=CodeConfig)
     judge: JudgeConfig = field(default_factory=JudgeConfig)  # filters/judge.py: an LLM judge
-    # Also write kept rows as internal records under records/: what the next stage reads (a recipe chains
-    # filter → dedup through it), with the provenance that the published layout in kept/ has no column for.
-    write_records: bool = True
 
     def __post_init__(self) -> None:
         unknown = [name for name in self.only if name not in FILTER_ORDER]
@@ -282,11 +282,11 @@ def build_filters(config: FilterConfig) -> list[RecordFilter]:
     return [makers[name]() for name in config.filters]
 
 
-def build_pipeline(config: FilterConfig, inputs: list[Path], out_dir: Path) -> list:
+def build_pipeline(config: FilterConfig, inputs: list[Path], out_dir: Path, partitioned: bool) -> list:
     return [
-        RecordReader([str(p) for p in inputs]),
+        RecordReader([str(p) for p in inputs], str(out_dir), partitioned),
         *build_filters(config),
-        FilterStageWriter(str(out_dir), config.filters, write_records=config.write_records),
+        FilterStageWriter(str(out_dir), config.filters),
     ]
 
 
@@ -328,18 +328,6 @@ def _guard_rerun(out_dir: Path, signature: dict[str, Any]) -> None:
     path.write_text(text)
 
 
-def merge_rank_stats(out_dir: Path, tasks: int) -> StageStats:
-    """Every rank's stats merged (raises naming the missing ranks), written to out_dir/stats.json."""
-    missing = [r for r in range(tasks) if not (out_dir / "stats" / f"rank{r:05d}.json").exists()]
-    if missing:
-        raise RuntimeError(f"filter: ranks {missing} did not finish; see {out_dir / 'logs'} and rerun")
-    merged = StageStats(stage="filter")
-    for rank in range(tasks):
-        merged.merge(StageStats.read(out_dir / "stats" / f"rank{rank:05d}.json"))
-    merged.write(out_dir / "stats.json")
-    return merged
-
-
 def run_filter(
     config: FilterConfig, inputs: list[Path], out_dir: Path, executor: ExecutorConfig = ExecutorConfig()
 ) -> StageStats:
@@ -349,12 +337,26 @@ def run_filter(
     discover_files(inputs)  # raises InputError naming a missing or unknown path before any work
     _check_code_filter(config)
     _guard_rerun(out_dir, _run_signature(config, inputs, executor))
-    pipeline = build_pipeline(config, inputs, out_dir)
-    make_executor(executor, pipeline, out_dir / "logs", job_name="thinktoggle-filter").run()
+    partitioned = executor.tasks > 1
+    ranks = [rank_prefix(r) for r in range(executor.tasks)]
+    if partitioned:
+        n_files = len(discover_files(inputs))
+        readers = replace(executor, tasks=max(1, min(executor.tasks, n_files)))
+        atomic_write_text(json.dumps({"buckets": executor.tasks}), out_dir / PARTITION / "buckets.json")
+        partition = make_executor(
+            readers,
+            [PartitionStep([str(p) for p in inputs], str(out_dir))],
+            logs_dir(out_dir) / "partition",
+            job_name="thinktoggle-filter-partition",
+        )
+        partition.run()
+        ranks += [f"partition{r:05d}" for r in range(readers.tasks)]
+    pipeline = build_pipeline(config, inputs, out_dir, partitioned)
+    make_executor(executor, pipeline, logs_dir(out_dir), job_name="thinktoggle-filter").run()
     if executor.type == "slurm":  # sbatch returned at submission: wait for every rank's stats
-        while any(not (out_dir / "stats" / f"rank{r:05d}.json").exists() for r in range(executor.tasks)):
+        while any(not (ranks_dir(out_dir) / f"{name}.json").exists() for name in ranks):
             time.sleep(30)
-    return merge_rank_stats(out_dir, executor.tasks)
+    return merge_rank_stats(out_dir, "filter", ranks)
 
 
 def count_input_rows(inputs: list[Path]) -> int | None:
@@ -383,7 +385,7 @@ def count_input_rows(inputs: list[Path]) -> int | None:
 def progress_done(out_dir: Path) -> int:
     """Rows the ranks have written so far (their progress files)."""
     done = 0
-    for path in (Path(out_dir) / "progress").glob("rank*.json"):
+    for path in ranks_dir(out_dir).glob("rank*.progress"):
         try:
             done += json.loads(path.read_text())["done"]
         except (OSError, ValueError, KeyError):

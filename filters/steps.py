@@ -7,7 +7,7 @@ record id, metadata = the rest of the record. Two stage keys ride along in the m
   "detail"}` — set by the first filter that rejects it.
 
 A rejected document is *marked and forwarded*, not removed: later filters skip it, and the stage writer at
-the end of the pipeline routes every document to kept/, dropped/ or failed/ and counts it. One step sees
+the end of the pipeline routes every document to kept/, dropped/ or failed/ (core/outputs.py) and counts it. One step sees
 every record, so `in == kept + dropped + failed` holds by construction. (`filter()` still follows
 datatrove's BaseFilter contract, for use of a step in a plain datatrove pipeline.)
 """
@@ -17,46 +17,31 @@ from __future__ import annotations
 import json
 import time
 import zlib
-from contextlib import ExitStack
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.utils.batching import batched
 
-from thinktoggle.schemas.arrow import PUBLISHED_WITH_VERDICTS_SCHEMA, RECORD_SCHEMA
-from thinktoggle.schemas.convert import document_to_record, record_to_arrow_row, record_to_document, record_to_row
-from thinktoggle.schemas.io import ShardWriter, atomic_write_text, iter_records
+from thinktoggle.core.layout import ranks_dir
+from thinktoggle.core.outputs import UNREADABLE, StageOutputs, clear_partial, rank_prefix
+from thinktoggle.core.verdicts import KEEP_PASS, KeepPolicy, outcome_of, reason_key
+from thinktoggle.schemas.arrow import RECORD_SCHEMA
+from thinktoggle.schemas.convert import arrow_row_to_record, document_to_record, record_to_arrow_row, record_to_document
+from thinktoggle.schemas.io import atomic_write_parquet, atomic_write_text, discover_files, iter_records
 from thinktoggle.schemas.record import Record, Verdict
-from thinktoggle.core.stats import StageStats
 
 SOURCE = "source"
 OUTCOME = "outcome"
 READ_FILTER = "read"
-UNREADABLE = "unreadable_row"
 FILTER_ERROR = "filter_error"
-VERDICT_VALUES = ("pass", "fail", "unverifiable")
-
-# dropped/ and failed/: the published row (+ids, verdicts) and why it left. Unreadable input rows have only
-# `source` and `detail` (file:line: field: error); their published columns are null.
-REJECTED_SCHEMA = pa.schema(
-    [
-        *PUBLISHED_WITH_VERDICTS_SCHEMA,
-        ("filter", pa.string()),
-        ("reason", pa.string()),
-        ("detail", pa.string()),
-        ("source", pa.string()),
-    ]
-)
-
-
-def reason_key(reason: str) -> str:
-    """A verdict reason is `identifier[: detail]`; stats count the identifier."""
-    return reason.split(":", 1)[0].strip()
+PARTITION = ".partition"  # hidden: readers of the stage folder never see the buckets
+BUCKET_SCHEMA = pa.schema([*RECORD_SCHEMA, ("source", pa.string())])  # a record and the file:line it came from
 
 
 def rank_of(pair_id: str, world_size: int) -> int:
@@ -68,69 +53,91 @@ def is_rejected(doc: Document) -> bool:
     return doc.metadata.get(OUTCOME) is not None
 
 
-@dataclass(frozen=True)
-class KeepPolicy:
-    """Which verdicts keep a record: entries `verdict`, `verdict:reason`, `filter:verdict[:reason]`.
+def bucket_path(out_dir: str | Path, source_rank: int, bucket: int) -> Path:
+    return Path(out_dir) / PARTITION / f"src{source_rank:05d}-bucket{bucket:05d}.parquet"
 
-    Default: pass only. `unverifiable:no_gold` keeps rows that had no gold answer; `math:unverifiable` keeps
-    every unverifiable math row. `error` verdicts are never kept (the row counts as failed).
+
+def _unreadable_document(where: str, detail: str) -> Document:
+    outcome = {"status": "failed", "filter": READ_FILTER, "reason": UNREADABLE, "detail": detail}
+    return Document(text="", id=f"unreadable:{where}", metadata={SOURCE: where, OUTCOME: outcome})
+
+
+class PartitionStep(PipelineStep):
+    """Phase 1 of a filter run on several ranks: every input row is read once, by one rank.
+
+    Rank r reads input files r, r + world_size, … and writes each record into bucket `rank_of(pair_id)`
+    (all samples of a prompt meet in one bucket, for the majority vote), the way datatrove buckets
+    signatures for dedup. Unreadable rows are accounted here, in this rank's failed/ shards and stats.
     """
 
-    entries: tuple[str, ...] = ("pass",)
+    name = "🪣 thinktoggle partition"
+    type = "📖 - READER"
 
-    def __post_init__(self) -> None:
-        if not self.entries:
-            raise ValueError("keep: the policy keeps nothing (give at least 'pass')")
-        for entry in self.entries:
-            self._parse(entry)
+    def __init__(self, inputs: list[str], out_dir: str) -> None:
+        super().__init__()
+        self.inputs = [str(p) for p in inputs]
+        self.out_dir = str(out_dir)
 
-    @staticmethod
-    def _parse(entry: str) -> tuple[str | None, str, str | None]:
-        parts = entry.split(":")
-        filter_name = None
-        if parts[0] not in VERDICT_VALUES:
-            filter_name, parts = parts[0], parts[1:]
-        if not parts or parts[0] not in VERDICT_VALUES or len(parts) > 2:
-            raise ValueError(f"keep: {entry!r} is not verdict[:reason] or filter:verdict[:reason] ({VERDICT_VALUES})")
-        return filter_name, parts[0], parts[1] if len(parts) == 2 else None
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        buckets = int(json.loads((Path(self.out_dir) / PARTITION / "buckets.json").read_text())["buckets"])
+        prefix = f"partition{rank:05d}"
+        clear_partial(self.out_dir, prefix)
+        files = discover_files(self.inputs)[rank::world_size]
+        rows: list[list[dict[str, Any]]] = [[] for _ in range(buckets)]
+        with StageOutputs(self.out_dir, "filter", prefix=prefix) as unreadable:
+            for read, record in iter_records(files):
+                self.stat_update("rows_read")
+                if record is None:
+                    unreadable.fail_read(read)
+                    continue
+                rows[rank_of(record.pair_id, buckets)].append({**record_to_arrow_row(record), SOURCE: read.where})
+        for bucket, bucket_rows in enumerate(rows):
+            path = bucket_path(self.out_dir, rank, bucket)
+            atomic_write_parquet(pa.Table.from_pylist(bucket_rows, schema=BUCKET_SCHEMA), path)
+        unreadable.write_rank_stats()
+        yield from ()
 
-    def keeps(self, verdict: Verdict) -> bool:
-        for entry in self.entries:
-            filter_name, value, reason = self._parse(entry)
-            if filter_name not in (None, verdict.filter) or value != verdict.verdict:
-                continue
-            if reason is None or reason == reason_key(verdict.reason):
-                return True
-        return False
+
+def iter_bucket(paths: list[Path]) -> Iterator[Document]:
+    """The documents of a rank's buckets, in order, each with the file:line its record was read from."""
+    for path in paths:
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=1024):
+            for row in batch.to_pylist():
+                source = row.pop(SOURCE)
+                doc = record_to_document(arrow_row_to_record(row))
+                doc.metadata[SOURCE] = source
+                doc.metadata[OUTCOME] = None
+                yield doc
 
 
 class RecordReader(PipelineStep):
-    """Records from internal-record parquet or published rows (jsonl/parquet), this rank's share of prompts.
+    """The records of this rank: the whole input on one rank, else this rank's bucket of every partition rank.
 
-    Every rank reads the whole input and keeps the prompts `rank_of(pair_id)` gives it, so that all samples
-    of a prompt meet in one rank. An unreadable row becomes a failed document naming file:line and field.
+    An unreadable row becomes a failed document naming file:line and field (on several ranks, PartitionStep
+    has accounted for them already).
     """
 
     name = "📖 thinktoggle records"
     type = "📖 - READER"
 
-    def __init__(self, inputs: list[str]) -> None:
+    def __init__(self, inputs: list[str], out_dir: str, partitioned: bool) -> None:
         super().__init__()
         self.inputs = [str(p) for p in inputs]
+        self.out_dir = str(out_dir)
+        self.partitioned = partitioned
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        for index, (read, record) in enumerate(iter_records(self.inputs)):
+        if self.partitioned:
+            paths = sorted((Path(self.out_dir) / PARTITION).glob(f"src*-bucket{rank:05d}.parquet"))
+            for doc in iter_bucket(paths):
+                self.stat_update("records")
+                yield doc
+            return
+        for read, record in iter_records(self.inputs):
+            self.stat_update("rows_read")
             if record is None:
-                if index % world_size != rank:
-                    continue
-                self.stat_update(UNREADABLE)
-                detail = f"{read.where}: {read.field}: {read.error}"
-                outcome = {"status": "failed", "filter": READ_FILTER, "reason": UNREADABLE, "detail": detail}
-                yield Document(text="", id=f"unreadable:{read.where}", metadata={SOURCE: read.where, OUTCOME: outcome})
+                yield _unreadable_document(read.where, f"{read.field}: {read.error}")
                 continue
-            if rank_of(record.pair_id, world_size) != rank:
-                continue
-            self.stat_update("records")
             doc = record_to_document(record)
             doc.metadata[SOURCE] = read.where
             doc.metadata[OUTCOME] = None
@@ -138,12 +145,12 @@ class RecordReader(PipelineStep):
 
 
 class RecordFilter(BaseFilter):
-    """One filter: judges a record into a Verdict (None: does not apply), and marks rejected documents."""
+    """One filter as a datatrove step: a RecordJudge (core/verdicts.py) whose verdict marks rejected documents."""
 
     filter_name = "?"
     type = "🔻 - FILTER"
 
-    def __init__(self, keep: KeepPolicy = KeepPolicy(), batch_size: int = 1) -> None:
+    def __init__(self, keep: KeepPolicy = KEEP_PASS, batch_size: int = 1) -> None:
         self.name = f"thinktoggle {self.filter_name}"  # before BaseFilter's init, which names its stats
         super().__init__(exclusion_writer=None, batch_size=batch_size)
         self.keep = keep
@@ -169,12 +176,9 @@ class RecordFilter(BaseFilter):
             return True
         verdicts = [v for v in doc.metadata.get("verdicts") or [] if v["filter"] != verdict.filter]
         doc.metadata["verdicts"] = [*verdicts, verdict.to_dict()]  # a rerun replaces, never duplicates
-        if verdict.verdict == "error":
-            status = "failed"
-        elif self.keep.keeps(verdict):
+        status = outcome_of(verdict, self.keep)
+        if status == "kept":
             return True
-        else:
-            status = "dropped"
         reason = reason_key(verdict.reason) or verdict.verdict
         doc.metadata[OUTCOME] = {
             "status": status,
@@ -207,84 +211,54 @@ class RecordFilter(BaseFilter):
 
 
 class FilterStageWriter(PipelineStep):
-    """The end of the pipeline: kept/, dropped/, failed/ shards and this rank's stats (and progress)."""
+    """The end of the pipeline: routes every document to kept/, dropped/ or failed/, counts it per filter, and
+    writes this rank's stats and progress under ranks/."""
 
     name = "💽 thinktoggle filter outputs"
     type = "💽 - WRITER"
 
-    def __init__(self, out_dir: str, filters: list[str], write_records: bool = False) -> None:
+    def __init__(self, out_dir: str, filters: list[str]) -> None:
         super().__init__()
         self.out_dir = str(out_dir)
         self.filters = list(filters)
-        self.write_records = write_records
-
-    def _clear_rank(self, root: Path, prefix: str) -> None:
-        """A rank that died half-way left shards: a rerun of the rank rewrites them from scratch."""
-        for folder in ("kept", "dropped", "failed", "records"):
-            # ... and the hidden temp file of a shard it was writing when killed (never read, but disk)
-            for stale in [*(root / folder).glob(f"{prefix}-*.parquet"), *(root / folder).glob(f".{prefix}-*.tmp-*")]:
-                stale.unlink(missing_ok=True)
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        root = Path(self.out_dir)
-        prefix = f"rank{rank:05d}"
-        self._clear_rank(root, prefix)
-        stats = StageStats(stage="filter")
-        stats.by_filter = {name: {"kept": 0, "dropped": {}, "failed": {}} for name in self.filters}
-        progress_path = root / "progress" / f"{prefix}.json"
+        prefix = rank_prefix(rank)
+        clear_partial(self.out_dir, prefix)  # a rank that died half-way is redone from scratch
+        by_filter = {name: {"kept": 0, "dropped": {}, "failed": {}} for name in self.filters}
+        progress_path = ranks_dir(self.out_dir) / f"{prefix}.progress"
         last_progress = 0.0
-        schemas = {"kept": PUBLISHED_WITH_VERDICTS_SCHEMA, "dropped": REJECTED_SCHEMA, "failed": REJECTED_SCHEMA}
-        if self.write_records:
-            schemas["records"] = RECORD_SCHEMA
-        # Each writer publishes its shards when the block ends, or drops its partial shard on an error.
-        with ExitStack() as open_writers:
-            writers = {
-                folder: open_writers.enter_context(ShardWriter(root / folder, schema, prefix=prefix))
-                for folder, schema in schemas.items()
-            }
+        with StageOutputs(self.out_dir, "filter", prefix=prefix) as outputs:
             for doc in data:
-                stats.n_in += 1
-                self._route(doc, stats, writers)
+                self._route(doc, outputs, by_filter)
                 if time.monotonic() - last_progress > 1.0:
-                    atomic_write_text(json.dumps({"done": stats.n_in}), progress_path)
+                    atomic_write_text(json.dumps({"done": outputs.stats.n_in}), progress_path)
                     last_progress = time.monotonic()
-        atomic_write_text(json.dumps({"done": stats.n_in}), progress_path)
-        stats.write(root / "stats" / f"{prefix}.json")
+        atomic_write_text(json.dumps({"done": outputs.stats.n_in}), progress_path)
+        outputs.stats.by_filter = by_filter
+        outputs.write_rank_stats()
         yield from ()
 
-    def _route(self, doc: Document, stats: StageStats, writers: dict[str, ShardWriter]) -> None:
+    def _route(self, doc: Document, outputs: StageOutputs, by_filter: dict[str, dict[str, Any]]) -> None:
         outcome = doc.metadata.get(OUTCOME)
-        unread = outcome is not None and outcome["filter"] == READ_FILTER
-        for name in [] if unread else self.filters:  # the filters it passed, up to the one that rejected it
+        source = doc.metadata.get(SOURCE) or ""
+        if outcome is not None and outcome["filter"] == READ_FILTER:
+            outputs.fail(None, outcome["reason"], outcome["detail"], source)
+            self.stat_update("failed")
+            return
+        for name in self.filters:  # the filters it passed, up to the one that rejected it
             if outcome is not None and outcome["filter"] == name:
-                counts = stats.by_filter[name][outcome["status"]]
+                counts = by_filter[name][outcome["status"]]
                 counts[outcome["reason"]] = counts.get(outcome["reason"], 0) + 1
                 break
-            stats.by_filter[name]["kept"] += 1
+            by_filter[name]["kept"] += 1
+        record = document_to_record(doc)
         if outcome is None:
-            stats.keep()
-            record = document_to_record(doc)
-            writers["kept"].write(record_to_row(record, with_verdicts=True))
-            if "records" in writers:
-                writers["records"].write(record_to_arrow_row(record))
+            outputs.keep(record)
             self.stat_update("kept")
-            return
-        if outcome["status"] == "dropped":
-            stats.drop(outcome["reason"])
+        elif outcome["status"] == "dropped":
+            outputs.drop(record, outcome["reason"], outcome["detail"], source)
+            self.stat_update("dropped")
         else:
-            stats.fail(outcome["reason"])
-        self.stat_update(outcome["status"])
-        writers[outcome["status"]].write(rejected_row(doc))
-
-
-def rejected_row(doc: Document) -> dict[str, Any]:
-    """A dropped or failed document as a REJECTED_SCHEMA row."""
-    outcome = doc.metadata[OUTCOME]
-    if outcome["filter"] == READ_FILTER:
-        row: dict[str, Any] = {}
-    else:
-        row = record_to_row(document_to_record(doc), with_verdicts=True)
-    row.update(
-        filter=outcome["filter"], reason=outcome["reason"], detail=outcome["detail"], source=doc.metadata.get(SOURCE)
-    )
-    return row
+            outputs.fail(record, outcome["reason"], outcome["detail"], source)
+            self.stat_update("failed")

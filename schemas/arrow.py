@@ -1,4 +1,4 @@
-"""Arrow schemas: every parquet the project writes uses one of these two."""
+"""Arrow schemas: every parquet the project writes uses one of these."""
 
 from __future__ import annotations
 
@@ -52,5 +52,17 @@ RECORD_SCHEMA = pa.schema(
         ("sampling", pa.string()),
         ("verdicts", pa.list_(VERDICT)),
         ("metadata", pa.string()),
+    ]
+)
+
+# dropped/ and failed/ of every stage: the record with its provenance, and why it left. An input row that could
+# not be read has no record: its record columns are null, `source` and `detail` say where and what.
+REJECTED_SCHEMA = pa.schema(
+    [
+        *RECORD_SCHEMA,
+        ("stage", pa.string()),
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+        ("source", pa.string()),
     ]
 )

@@ -63,6 +63,7 @@ def is_saved_hf_dataset(path: Path) -> bool:
 # logs). Walking a stage's folder skips them, so the next stage never reads dropped records as input;
 # name such a folder explicitly to read it.
 SIDE_FOLDERS = frozenset({"rejected", "dropped", "failed", "logs"})
+KEPT_FOLDER = "kept"  # a stage folder (core/layout.py) is read through its kept records only
 
 
 def _is_data_file_in_folder(path: Path) -> bool:
@@ -78,7 +79,8 @@ def discover_files(paths: Iterable[str | Path]) -> list[Path]:
 
     A file named explicitly is read if its format is known (`.json` included). In a folder, temporary files of
     an unfinished atomic write (`*.tmp*`), hidden files, `.json` bookkeeping files and the SIDE_FOLDERS are
-    skipped, as is everything in hidden folders; a saved HF dataset is read through its `.arrow` files.
+    skipped, as is everything in hidden folders; a saved HF dataset is read through its `.arrow` files; a
+    stage's folder (one with `kept/`) is read through `kept/` alone.
     """
     found: list[Path] = []
     for raw in paths:
@@ -90,6 +92,8 @@ def discover_files(paths: Iterable[str | Path]) -> list[Path]:
                 raise InputError(f"{path}: unknown format (expected .jsonl, .json, .parquet or .arrow)")
             found.append(path)
             continue
+        if (path / KEPT_FOLDER).is_dir():  # a stage's folder: its kept records are what the next stage reads
+            path = path / KEPT_FOLDER
         for child in sorted(path.rglob("*")):
             inside = child.relative_to(path).parts[:-1]
             skipped_folder = any(part in SIDE_FOLDERS or part.startswith(".") for part in inside)

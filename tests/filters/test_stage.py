@@ -14,11 +14,11 @@ from datatrove.data import Document
 from thinktoggle.core.executors import ExecutorConfig
 from thinktoggle.filters.length import LengthConfig
 from thinktoggle.filters.stage import FilterConfig, MathConfig, run_filter
-from thinktoggle.filters.steps import OUTCOME, KeepPolicy, RecordFilter, RecordReader
-from thinktoggle.schemas.arrow import PUBLISHED_WITH_VERDICTS_SCHEMA, RECORD_SCHEMA
+from thinktoggle.core.verdicts import KeepPolicy
+from thinktoggle.filters.steps import OUTCOME, PARTITION, RecordFilter
+from thinktoggle.schemas.arrow import RECORD_SCHEMA, REJECTED_SCHEMA
 from thinktoggle.schemas.convert import record_to_arrow_row, record_to_row
 from thinktoggle.schemas.io import ShardWriter, iter_rows
-from thinktoggle.schemas.published import row_problems
 from thinktoggle.schemas.record import Verdict
 
 BOX = "Put the final answer in \\boxed{}."
@@ -97,6 +97,27 @@ def test_every_record_is_accounted_for(stage_run):
     }
     assert rows_out == {"kept": written["kept"], "dropped": written["dropped"], "failed": written["failed"]}
     assert (out / "logs" / "completions" / "00000").exists() and (out / "logs" / "completions" / "00001").exists()
+    for name in ("dropped", "failed"):  # one schema for every stage's rejected rows
+        for shard in (out / name).glob("*.parquet"):
+            assert pq.read_schema(shard).remove_metadata() == REJECTED_SCHEMA
+
+
+def _rows_read(logs: Path) -> int:
+    """Rows the readers of one phase read, from datatrove's per-rank stats."""
+    total = 0
+    for path in (logs / "stats").glob("*.json"):
+        for step in json.loads(path.read_text()):
+            read = step["stats"].get("rows_read", 0)
+            total += read["total"] if isinstance(read, dict) else read
+    return total
+
+
+def test_each_input_row_is_read_once_then_each_rank_reads_its_share(stage_run):
+    _, _, out, stats = stage_run
+    assert _rows_read(out / "logs" / "partition") == stats.n_in  # every input row, once, across the ranks
+    assert _rows_read(out / "logs") == 0  # the filter ranks read their buckets, not the input
+    bucketed = sum(pq.ParquetFile(p).metadata.num_rows for p in (out / PARTITION).glob("*.parquet"))
+    assert bucketed == stats.n_in - stats.n_failed  # the readable rows, each in exactly one bucket
 
 
 def test_each_record_ends_where_it_should(stage_run):
@@ -104,8 +125,10 @@ def test_each_record_ends_where_it_should(stage_run):
     expected_kept = sum(1 for _, want in stage_rows() if want == "kept")
     assert stats.kept == expected_kept
     dropped = pl.read_parquet(out / "dropped")
-    got = sorted(zip(dropped["filter"].to_list(), dropped["reason"].to_list(), strict=True))
+    by = [verdicts[-1]["filter"] for verdicts in dropped["verdicts"].to_list()]  # the verdict that dropped it
+    got = sorted(zip(by, dropped["reason"].to_list(), strict=True))
     assert got == sorted(want for _, want in stage_rows() if want != "kept")
+    assert set(dropped["stage"].to_list()) == {"filter"}
     assert all(":" in source for source in dropped["source"].to_list())  # file:line
 
 
@@ -123,24 +146,21 @@ def test_unreadable_rows_fail_with_file_line_and_field(stage_run):
     _, inputs, out, stats = stage_run
     assert stats.failed == {"unreadable_row": 2}
     line = len(stage_rows()[::2]) + 1  # the first bad line, after the good rows
-    details = sorted(pl.read_parquet(out / "failed")["detail"].to_list())
-    assert details[0].startswith(f"{inputs[0]}:{line + 1}: reasoning")
-    assert details[1].startswith(f"{inputs[0]}:{line}: (row): malformed JSON")
+    failed = dict(pl.read_parquet(out / "failed").select("source", "detail").iter_rows())
+    assert set(failed) == {f"{inputs[0]}:{line}", f"{inputs[0]}:{line + 1}"}
+    assert failed[f"{inputs[0]}:{line}"].startswith("(row): malformed JSON")
+    assert failed[f"{inputs[0]}:{line + 1}"].startswith("reasoning")
 
 
-def test_kept_rows_are_published_rows_with_verdicts(stage_run):
-    _, _, out, _ = stage_run
+def test_kept_rows_are_records_with_their_verdicts(stage_run):
+    _, _, out, stats = stage_run
     for shard in (out / "kept").glob("*.parquet"):
-        assert pq.read_schema(shard).remove_metadata() == PUBLISHED_WITH_VERDICTS_SCHEMA
-    reads = list(iter_rows([out / "kept"]))
-    assert reads and all(r.error is None for r in reads)
-    for read in reads:
-        problems = list(row_problems({k: v for k, v in read.row.items() if v is not None}))
-        assert problems == [], (read.where, problems)
-        filters = [v["filter"] for v in read.row["verdicts"]]
-        assert filters[:3] == ["format", "length", "repetition"]
-        assert all(v["verdict"] == "pass" for v in read.row["verdicts"])
+        assert pq.read_schema(shard).remove_metadata() == RECORD_SCHEMA
     kept = pl.read_parquet(out / "kept")
+    assert kept.height == stats.kept
+    for verdicts in kept["verdicts"].to_list():
+        assert [v["filter"] for v in verdicts][:3] == ["format", "length", "repetition"]
+        assert all(v["verdict"] == "pass" for v in verdicts)
     majority = [v for vs in kept["verdicts"].to_list() for v in vs if v["reason"].startswith("majority")]
     assert len(majority) == 2 and "agree on" in majority[0]["reason"]
 
@@ -151,7 +171,7 @@ def test_kept_loads_with_datasets(stage_run):
     _, _, out, stats = stage_run
     dataset = load_dataset("parquet", data_files=str(out / "kept" / "*.parquet"), split="train")
     assert len(dataset) == stats.kept
-    assert {"input", "output", "reasoning", "system_prompt", "verdicts"} <= set(dataset.column_names)
+    assert {"input", "output", "reasoning", "system_prompt", "verdicts", "sampling"} <= set(dataset.column_names)
 
 
 def test_rerun_skips_completed_ranks(stage_run):
@@ -167,7 +187,7 @@ def test_rerun_skips_completed_ranks(stage_run):
 def test_a_rank_that_did_not_finish_is_redone(stage_run):
     config, inputs, out, stats = stage_run
     (out / "logs" / "completions" / "00001").unlink()  # as if rank 1 had died before completing
-    (out / "stats" / "rank00001.json").unlink()
+    (out / "ranks" / "rank00001.json").unlink()
     again = run_filter(config, inputs, out, ExecutorConfig(tasks=2, workers=2))
     assert again.to_dict() == stats.to_dict()
     assert pl.read_parquet(out / "kept").height == stats.kept  # rank 1's shards rewritten, not doubled
@@ -179,18 +199,18 @@ def test_the_pipeline_pickles_for_slurm_and_ray(stage_run, tmp_path):
     from thinktoggle.filters.stage import build_pipeline
 
     config, inputs, _, _ = stage_run
-    pipeline = dill.loads(dill.dumps(build_pipeline(config, inputs, tmp_path)))
+    pipeline = dill.loads(dill.dumps(build_pipeline(config, inputs, tmp_path, partitioned=True)))
     assert [step.name for step in pipeline][1:-1] == [f"thinktoggle {n}" for n in config.filters]
 
 
-def test_reader_sends_all_samples_of_a_prompt_to_one_rank(tmp_path):
-    inputs = write_inputs(tmp_path)
-    seen = {}
-    for rank in range(3):
-        for doc in RecordReader([str(p) for p in inputs]).run(None, rank, 3):
-            key = doc.metadata.get("pair_id") or doc.id
-            assert seen.setdefault(key, rank) == rank
-    assert len(seen) == len({r.pair_id for r, _ in stage_rows()}) + 2  # + the two unreadable rows
+def test_all_samples_of_a_prompt_land_in_one_bucket(stage_run):
+    _, _, out, _ = stage_run
+    bucket_of: dict[str, str] = {}
+    for path in (out / PARTITION).glob("*.parquet"):
+        bucket = path.stem.split("-")[-1]
+        for pair_id in pq.read_table(path, columns=["pair_id"])["pair_id"].to_pylist():
+            assert bucket_of.setdefault(pair_id, bucket) == bucket
+    assert len(bucket_of) == len({r.pair_id for r, _ in stage_rows()})
 
 
 class _Exploding(RecordFilter):
