@@ -198,9 +198,3 @@ def document_to_record(doc: Document) -> Record:
     data["output"] = doc.text
     data["id"] = doc.id
     return Record.from_dict(data)
-
-
-def record_writer_adapter(_writer: Any, doc: Document) -> dict[str, Any]:
-    """An `adapter` for datatrove's writers: `ParquetWriter(folder, adapter=record_writer_adapter,
-    schema=RECORD_SCHEMA)` writes Documents as internal-record parquet that `iter_records` reads back."""
-    return record_to_arrow_row(document_to_record(doc))
