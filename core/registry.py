@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from thinktoggle.core.layout import KEPT
+
 
 class StageUnavailable(Exception):
     """The stage's module is not installed or does not expose its config / run function."""
@@ -24,8 +26,7 @@ class StageSpec:
     module: str
     config: str  # the frozen XConfig dataclass
     run: str  # run_x(config, inputs, out_dir, executor) -> StageStats
-    kept: str = ""  # the kept records, relative to the stage's out_dir ("": the folder itself, whose side
-    # folders dropped/, failed/, logs/ and .json bookkeeping readers skip): the next stage's inputs
+    kept: str = KEPT  # what the next stage reads, relative to the stage's out_dir ("": the folder itself)
     takes_inputs: bool = True  # False: the stage starts the chain (its sources are in its config)
     resumable: bool = False  # True: a partial run is resumed in place; False: its folder is cleared first
     summary: str = ""  # what the plan prints for it
@@ -62,7 +63,6 @@ STAGES: dict[str, StageSpec] = {
             "thinktoggle.generators.sources_stage",
             "SourcesConfig",
             "run_sources",
-            kept="kept",
             takes_inputs=False,
             summary="prompt sources",
             list_field="sources",
@@ -72,7 +72,6 @@ STAGES: dict[str, StageSpec] = {
             "thinktoggle.generators.generate",
             "GenerateConfig",
             "run_generate",
-            kept="kept",
             resumable=True,  # record-level: a rerun generates only the samples missing from kept/
             fans_out=True,
             summary="teachers answer on + off",
@@ -82,11 +81,9 @@ STAGES: dict[str, StageSpec] = {
             "thinktoggle.filters.stage",
             "FilterConfig",
             "run_filter",
-            kept="records",  # with `write_records: true`: internal records, provenance kept
             resumable=True,  # datatrove completion markers per rank
             summary="verify answers",
         ),
-        # The curation stages keep their records in the stage folder itself (core/outputs.py).
         StageSpec("dedup", "thinktoggle.curation.dedup", "DedupConfig", "run_dedup", summary="exact + MinHash"),
         StageSpec(
             "decontaminate",
@@ -97,7 +94,7 @@ STAGES: dict[str, StageSpec] = {
         ),
         StageSpec("mix", "thinktoggle.curation.mix", "MixConfig", "run_mix", summary="caps, ratios, pairs"),
         StageSpec("export", "thinktoggle.curation.export", "ExportConfig", "run_export", summary="published + card"),
-        StageSpec("train", "thinktoggle.training.stage", "TrainConfig", "run_train", summary="SFT"),
+        StageSpec("train", "thinktoggle.training.stage", "TrainConfig", "run_train", kept="", summary="SFT"),
         StageSpec(
             "validate",
             "thinktoggle.training.stage",

@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from thinktoggle.curation.dedup import normalise_text, prompt_text
 from thinktoggle.core.executors import ExecutorConfig
-from thinktoggle.core.outputs import RecordStageStep, completed_stats, run_record_stage
-from thinktoggle.schemas.io import atomic_write_text, iter_rows
-from thinktoggle.schemas.record import Record
+from thinktoggle.core.outputs import RecordStageStep, completed_stats, rank_prefix, run_record_stage
 from thinktoggle.core.stats import StageStats
+from thinktoggle.curation.dedup import normalise_text, prompt_text
+from thinktoggle.schemas.hub import load_hub_dataset
+from thinktoggle.schemas.io import atomic_write_text, iter_rows
+from thinktoggle.schemas.record import Record, Verdict
 
 STAGE = "decontaminate"
 REPORT = "decontamination_report.json"
@@ -35,7 +36,7 @@ class BenchmarkConfig:
 
     name: str
     path: str = ""
-    hub_id: str = ""  # e.g. HuggingFaceH4/MATH-500, loaded with datasets.load_dataset
+    hub_id: str = ""  # e.g. HuggingFaceH4/MATH-500, loaded with schemas.hub.load_hub_dataset
     hub_config: str = ""
     split: str = "test"
     columns: tuple[str, ...] = ("problem",)
@@ -65,9 +66,7 @@ def _benchmark_rows(benchmark: BenchmarkConfig):
                 raise ValueError(f"benchmark {benchmark.name}: {read.where}: {read.error}")
             yield read.where, read.row
     elif benchmark.hub_id:
-        from datasets import load_dataset
-
-        dataset = load_dataset(benchmark.hub_id, benchmark.hub_config or None, split=benchmark.split)
+        dataset = load_hub_dataset(benchmark.hub_id, benchmark.hub_config or None, split=benchmark.split)
         for index, row in enumerate(dataset, start=1):
             yield f"hub:{benchmark.hub_id}/{benchmark.split}:{index}", row
     else:
@@ -137,7 +136,7 @@ class DecontaminateStep(RecordStageStep):
         self.max_examples = max_examples
         self._report: dict[str, dict[str, Any]] = {}
 
-    def judge(self, record: Record):
+    def judge(self, record: Record) -> Verdict | None:
         hit = self.index.match(prompt_text(record))
         if hit is None:
             return None
@@ -150,11 +149,12 @@ class DecontaminateStep(RecordStageStep):
                 entry["examples"].append(
                     {"pair_id": record.pair_id, "prompt": record.prompt[:300], "item": item, "ngram": gram}
                 )
+        record.metadata = {**record.metadata, STAGE: {"benchmark": benchmark, "item": item, "ngram": gram}}
         detail = f"{self.index.n}-gram shared with {benchmark} item {item}: {gram!r}"
-        return f"contaminated:{benchmark}", detail, {"benchmark": benchmark, "item": item, "ngram": gram}
+        return Verdict(STAGE, "fail", f"contaminated:{benchmark}: {detail}")
 
     def finish_rank(self, rank: int) -> None:
-        atomic_write_text(json.dumps(self._report), Path(self.out_dir) / "reports" / f"part-r{rank:05d}.json")
+        atomic_write_text(json.dumps(self._report), Path(self.out_dir) / "reports" / f"{rank_prefix(rank)}.json")
         self._report = {}
 
 

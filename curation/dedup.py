@@ -31,9 +31,9 @@ from rich.progress import track
 
 from thinktoggle.core.executors import ExecutorConfig, make_executor
 from thinktoggle.core.outputs import StageOutputs, clear_partial, completed_stats, refuse_slurm
-from thinktoggle.schemas.io import ShardWriter, discover_files, iter_records
-from thinktoggle.schemas.record import Record
 from thinktoggle.core.stats import StageStats
+from thinktoggle.schemas.io import ShardWriter, discover_files, iter_records
+from thinktoggle.schemas.record import Record, Verdict
 
 STAGE = "dedup"
 EXACT_PROMPT, NEAR_PROMPT, EXACT_RESPONSE = (
@@ -250,35 +250,34 @@ def _near_duplicates(config: MinHashConfig, work: Path, clusters: Path) -> dict[
     return dropped
 
 
+def _duplicate(record: Record, reason: str, detail: str, of: str, similarity: float) -> Verdict:
+    """The verdict that drops a duplicate; what it duplicates travels in the record's metadata."""
+    record.metadata = {**record.metadata, STAGE: {"reason": reason, "duplicate_of": of, "similarity": similarity}}
+    return Verdict(STAGE, "fail", f"{reason}: {detail}")
+
+
 def _apply(config: DedupConfig, inputs: list[Path], out_dir: Path, dropped_pairs: dict) -> StageStats:
     """Phase 3: write every record to kept/ or dropped/ (naming the duplicate), unreadable rows to failed/."""
     first_response: dict[bytes, str] = {}
     with StageOutputs(out_dir, STAGE) as outputs:
         for read, record in track(iter_records(inputs), description="dedup: writing", transient=True):
             if record is None:
-                outputs.fail(read)
+                outputs.fail_read(read)
                 continue
+            verdict = None
             if record.pair_id in dropped_pairs:
                 reason, of, similarity = dropped_pairs[record.pair_id]
-                detail = f"prompt duplicates pair {of}" + (
-                    f" (n-gram Jaccard {similarity})" if reason == NEAR_PROMPT else ""
-                )
-                outputs.drop(record, reason, detail, duplicate_of=of, similarity=similarity)
-                continue
-            if config.exact_response:
+                near = f" (n-gram Jaccard {similarity})" if reason == NEAR_PROMPT else ""
+                verdict = _duplicate(record, reason, f"prompt duplicates pair {of}{near}", of, similarity)
+            elif config.exact_response:
                 key = _key(prompt_key(record).hex(), record.reasoning, normalise_text(record.output))
                 first = first_response.get(key)
                 if first is not None:  # position decides, not id: the very same record twice is a duplicate too
-                    outputs.drop(
-                        record,
-                        EXACT_RESPONSE,
-                        f"same prompt, mode and response as record {first}",
-                        duplicate_of=first,
-                        similarity=1.0,
-                    )
-                    continue
-                first_response[key] = record.id
-            outputs.keep(record)
+                    detail = f"same prompt, mode and response as record {first}"
+                    verdict = _duplicate(record, EXACT_RESPONSE, detail, first, 1.0)
+                else:
+                    first_response[key] = record.id
+            outputs.write(record, verdict, read.where)
     return outputs.stats
 
 
@@ -298,7 +297,7 @@ def run_dedup(
     work, logs = out_dir / ".work", out_dir / "logs"  # both skipped by readers of out_dir
     for stale in (work, *logs.glob("minhash_*")):  # an unfinished run starts over: its partial outputs
         shutil.rmtree(stale, ignore_errors=True)  # (and completion markers) cannot be trusted
-    clear_partial(out_dir)
+    clear_partial(out_dir, "part")
     scan = _scan(config, inputs, work, executor.tasks)
     dropped_pairs = dict(scan.dropped_pairs)
     if config.minhash.enabled and scan.prompt_counts:

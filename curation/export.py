@@ -1,10 +1,11 @@
 """Export: the kept records as the published dataset, the way NVIDIA lays out Llama-Nemotron-Post-Training-Dataset.
 
+    out_dir/kept/, dropped/, failed/, stats.json        the stage layout every stage writes (core/layout.py):
+                                                        kept/ holds the exported records, for a next stage
     out_dir/SFT/<category>/part-r00000-00000.parquet   published rows (PUBLISHED_SCHEMA), one split per category
     out_dir/README.md                                   the dataset card (its YAML `configs:` make
                                                         `datasets.load_dataset(out_dir)` find the splits)
     out_dir/plots/*.png                                 length histograms on vs off, the funnel
-    out_dir/stats.json, failed/                         this stage's accounting
 
 Each exported row is checked against the published JSON Schema on the way out; a row that breaks it is
 failed (naming the field) instead of exported, so `thinktoggle check` passes on what is written.
@@ -23,13 +24,21 @@ from typing import Any
 from datatrove.pipeline.base import PipelineStep
 
 from thinktoggle.core.executors import ExecutorConfig, make_executor
-from thinktoggle.core.outputs import FAILED, UNREADABLE, completed_stats, merge_rank_stats, refuse_slurm
+from thinktoggle.core.layout import logs_dir, ranks_dir
+from thinktoggle.core.outputs import (
+    StageOutputs,
+    clear_partial,
+    completed_stats,
+    merge_rank_stats,
+    rank_prefix,
+    refuse_slurm,
+)
+from thinktoggle.core.stats import StageStats
 from thinktoggle.schemas.arrow import PUBLISHED_SCHEMA
 from thinktoggle.schemas.convert import record_to_row
 from thinktoggle.schemas.io import ShardWriter, atomic_write_text, discover_files, iter_records
 from thinktoggle.schemas.published import row_problems
 from thinktoggle.schemas.record import Record
-from thinktoggle.core.stats import StageStats
 
 STAGE = "export"
 CARD = "README.md"
@@ -72,51 +81,38 @@ class ExportStep(PipelineStep):
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
         out = Path(self.out_dir)
-        prefix = f"part-r{rank:05d}"
-        stale_parts = [
-            f"{self.config_name}/*/{prefix}*",
-            f"{self.config_name}/*/.{prefix}*.tmp-*",
-            f"{FAILED}/{prefix}*",
-        ]
-        for stale in [path for pattern in stale_parts for path in out.glob(pattern)]:
-            stale.unlink(missing_ok=True)  # what an interrupted attempt of this rank left (temp files included)
-        stats = StageStats(STAGE)
+        prefix, published_prefix = rank_prefix(rank), f"part-r{rank:05d}"
+        clear_partial(out, prefix)
+        for pattern in (f"{published_prefix}*", f".{published_prefix}*.tmp-*"):  # what an interrupted try left
+            for stale in out.glob(f"{self.config_name}/*/{pattern}"):
+                stale.unlink(missing_ok=True)
         teachers: Counter = Counter()
         filters: dict[str, Counter] = {}
-        failed: list[str] = []
         writers: dict[str, ShardWriter] = {}
         # Each writer publishes its shards when the block ends, or drops its partial shard on an error.
-        with ExitStack() as open_writers:
+        with StageOutputs(out, STAGE, prefix=prefix) as outputs, ExitStack() as open_writers:
             for read, record in iter_records(discover_files(self.inputs)[rank::world_size]):
-                stats.n_in += 1
                 if record is None:
-                    stats.fail(UNREADABLE)
-                    failed.append(json.dumps({"where": read.where, "field": read.field, "error": read.error}))
+                    outputs.fail_read(read)
                     continue
                 row = record_to_row(record)
-                problems = list(row_problems(row))
-                if problems:
-                    stats.fail(f"{INVALID}:{problems[0].field}")
-                    failed.append(
-                        json.dumps({"where": read.where, "field": problems[0].field, "error": problems[0].reason})
-                    )
+                if problems := list(row_problems(row)):
+                    outputs.fail(record, f"{INVALID}:{problems[0].field}", problems[0].reason, read.where)
                     continue
                 if record.category not in writers:
                     folder = out / self.config_name / record.category
                     writers[record.category] = open_writers.enter_context(
-                        ShardWriter(folder, PUBLISHED_SCHEMA, prefix, self.rows_per_shard)
+                        ShardWriter(folder, PUBLISHED_SCHEMA, published_prefix, self.rows_per_shard)
                     )
                 writers[record.category].write(row)
-                stats.keep()
+                outputs.keep(record)
                 self.stat_update("exported", record.category)
                 teachers["\t".join(provenance_of(record))] += 1
                 for verdict in record.verdicts:
                     filters.setdefault(verdict.filter, Counter())[verdict.verdict] += 1
-        if failed:
-            atomic_write_text("\n".join(failed) + "\n", out / FAILED / f"{prefix}.jsonl")
         part = {"teachers": dict(teachers), "filters": {name: dict(c) for name, c in filters.items()}}
         atomic_write_text(json.dumps(part), out / "provenance" / f"{prefix}.json")
-        stats.write(out / "ranks" / f"{prefix}.json")
+        outputs.write_rank_stats()
 
 
 def merge_provenance(out_dir: Path) -> dict[str, Any]:
@@ -138,7 +134,7 @@ def merge_provenance(out_dir: Path) -> dict[str, Any]:
 
 
 def _upstream_funnel(config: ExportConfig, out_dir: Path, own: StageStats) -> dict[str, Any]:
-    from thinktoggle.runner.funnel import build_funnel, read_funnel, stage_stats_in_run
+    from thinktoggle.core.funnel import build_funnel, read_funnel, stage_stats_in_run
 
     if config.upstream_stats == "auto":
         return build_funnel([*stage_stats_in_run(out_dir.parent, upto=STAGE), own])
@@ -166,13 +162,11 @@ def run_export(
     n_files = len(discover_files(inputs))
     stage_executor = replace(executor, tasks=max(1, min(executor.tasks, n_files)))
     step = ExportStep(inputs, out_dir, config.config_name, config.rows_per_shard)
-    runner = make_executor(stage_executor, [step], out_dir / "logs", job_name=STAGE)
-    runner.run()
-    if incomplete := runner.get_incomplete_ranks(range(stage_executor.tasks)):
-        raise RuntimeError(f"export: ranks {incomplete} did not complete (logs in {out_dir / 'logs'})")
+    make_executor(stage_executor, [step], logs_dir(out_dir), job_name=STAGE).run()
+    ranks = [rank_prefix(r) for r in range(stage_executor.tasks)]
     stats = StageStats(STAGE)
-    for part in sorted((out_dir / "ranks").glob("*.json")):
-        stats.merge(StageStats.read(part))
+    for name in ranks:
+        stats.merge(StageStats.read(ranks_dir(out_dir) / f"{name}.json"))
     if config.card:
         from thinktoggle.curation.card import write_card
 
@@ -183,4 +177,4 @@ def run_export(
             provenance=merge_provenance(out_dir),
             recipe_text=_recipe_text(config, out_dir),
         )
-    return merge_rank_stats(out_dir, STAGE)  # stats.json last: it marks the stage complete
+    return merge_rank_stats(out_dir, STAGE, ranks)  # stats.json last: it marks the stage complete

@@ -27,8 +27,9 @@ from rich.progress import track
 
 from thinktoggle.core.executors import ExecutorConfig
 from thinktoggle.core.outputs import StageOutputs, clear_partial, completed_stats
-from thinktoggle.schemas.io import atomic_write_text, discover_files, iter_records
 from thinktoggle.core.stats import StageStats
+from thinktoggle.schemas.io import atomic_write_text, discover_files, iter_records
+from thinktoggle.schemas.record import Verdict
 
 STAGE = "mix"
 REPORT = "mix_report.json"
@@ -142,17 +143,19 @@ def run_mix(
         for index, (_read, record) in enumerate(item for item in iter_records(inputs) if item[1] is not None)
     ]
     drops, report = plan_mix(config, keys)
-    clear_partial(out_dir)
+    clear_partial(out_dir, "part")
     index = 0
     with StageOutputs(out_dir, STAGE) as outputs:
         for read, record in track(iter_records(inputs), description="mix: writing", transient=True):
             if record is None:
-                outputs.fail(read)
+                outputs.fail_read(read)
                 continue
             reason = drops.get(index)
             index += 1
             if reason is not None:
-                outputs.drop(record, reason, f"{record.category}/{record.reasoning}")
+                outputs.write(
+                    record, Verdict(STAGE, "fail", f"{reason}: {record.category}/{record.reasoning}"), read.where
+                )
                 continue
             tags = {"used_in_training": config.used_in_training, "version": config.version}
             outputs.keep(replace(record, **{name: value for name, value in tags.items() if value}))

@@ -15,9 +15,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from thinktoggle.core.registry import STAGES, StageSpec
 from thinktoggle.runner.recipe import Recipe
 from thinktoggle.runner.run import RunLayout, StageStep, check_same_recipe, plan_steps, select_steps
-from thinktoggle.core.registry import STAGES, StageSpec
 
 # Config fields that name what does the work: shown in the plan's "engines / models" column.
 ENGINE_FIELDS = (

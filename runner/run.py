@@ -33,10 +33,10 @@ from typing import Any
 
 import yaml
 
-from thinktoggle.runner.recipe import Recipe, RecipeError
 from thinktoggle.core.registry import STAGES, StageSpec
-from thinktoggle.schemas.io import atomic_write_text
 from thinktoggle.core.stats import StageStats
+from thinktoggle.runner.recipe import Recipe, RecipeError
+from thinktoggle.schemas.io import atomic_write_text
 
 RESOLVED_NAME = "recipe.resolved.yaml"
 STATE_DIR = ".run"
@@ -334,7 +334,7 @@ def _run_locked(
 
 def write_run_stats(recipe: Recipe, steps: list[StageStep], layout: RunLayout) -> Path:
     """The run-level funnel (runner/funnel.py) at the run root, from every completed stage's marker."""
-    from thinktoggle.runner.funnel import build_funnel
+    from thinktoggle.core.funnel import build_funnel
 
     done = [(step, layout.read_marker(step.name)) for step in steps]
     done = [(step, marker) for step, marker in done if marker is not None]

@@ -63,6 +63,6 @@ REJECTED_SCHEMA = pa.schema(
         ("stage", pa.string()),
         ("reason", pa.string()),
         ("detail", pa.string()),
-        ("source", pa.string()),
+        ("source", pa.string()),  # file:line the record was read from
     ]
 )

@@ -63,6 +63,7 @@ def is_saved_hf_dataset(path: Path) -> bool:
 # logs). Walking a stage's folder skips them, so the next stage never reads dropped records as input;
 # name such a folder explicitly to read it.
 SIDE_FOLDERS = frozenset({"rejected", "dropped", "failed", "logs"})
+REJECTION_COLUMNS = ("stage", "reason", "detail", "source")  # schemas/arrow.py REJECTED_SCHEMA beyond the record
 KEPT_FOLDER = "kept"  # a stage folder (core/layout.py) is read through its kept records only
 
 
@@ -310,9 +311,9 @@ def iter_records(paths: Iterable[str | Path], batch_size: int = 1024) -> Iterato
             continue
         row = read.row
         assert row is not None
-        if "sampling" in row and "pair_id" in row:  # internal record
+        if "sampling" in row and "pair_id" in row:  # internal record (a dropped/failed one: why it left aside)
             try:
-                yield read, arrow_row_to_record(row)
+                yield read, arrow_row_to_record({k: v for k, v in row.items() if k not in REJECTION_COLUMNS})
             except (TypeError, ValueError, KeyError) as exc:
                 field = getattr(exc, "field", "(row)")  # RecordFieldError names it
                 yield RowRead(read.file, read.line, error=f"not a valid record: {exc}", field=field), None

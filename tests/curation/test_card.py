@@ -7,10 +7,10 @@ import json
 import pytest
 from _curation_fixtures import pair, write_records
 
+from thinktoggle.core.funnel import build_funnel, write_funnel
+from thinktoggle.core.stats import StageStats
 from thinktoggle.curation.card import read_front_matter, size_category
 from thinktoggle.curation.export import ExportConfig, run_export
-from thinktoggle.runner.funnel import build_funnel, write_funnel
-from thinktoggle.core.stats import StageStats
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

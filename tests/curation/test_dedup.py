@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import polars as pl
 import pytest
 from _curation_fixtures import pair, read_records, write_records
 
+from thinktoggle.core.executors import ExecutorConfig
+from thinktoggle.core.stats import StageStats
 from thinktoggle.curation.dedup import (
     EXACT_PROMPT,
     EXACT_RESPONSE,
@@ -16,8 +19,6 @@ from thinktoggle.curation.dedup import (
     normalise_text,
     run_dedup,
 )
-from thinktoggle.core.executors import ExecutorConfig
-from thinktoggle.core.stats import StageStats
 
 LONG = (
     "A farmer has {n} fields arranged in a row. Each field is planted with wheat, barley or oats, and no two "
@@ -111,8 +112,9 @@ def test_unreadable_rows_are_failed_with_file_and_line(planted, tmp_path):
     bad.write_text('{"not": "a row"}\n{broken\n')
     stats = run_dedup(DedupConfig(), [tmp / "in", bad], tmp_path / "out")
     assert stats.n_failed == 2 and stats.n_in == len(p["all"]) + 2
-    failed = (tmp_path / "out" / "failed" / "part.jsonl").read_text()
-    assert f"{bad}:1" in failed and f"{bad}:2" in failed
+    failed = pl.read_parquet(tmp_path / "out" / "failed")
+    assert sorted(failed["source"].to_list()) == [f"{bad}:1", f"{bad}:2"]
+    assert set(failed["stage"].to_list()) == {"dedup"} and set(failed["reason"].to_list()) == {"unreadable_row"}
 
 
 def test_normalise_keeps_what_tells_math_apart():

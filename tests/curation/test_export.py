@@ -10,13 +10,13 @@ import pyarrow.parquet as pq
 import pytest
 from _curation_fixtures import pair, write_records
 
-from thinktoggle.curation.check import check_paths
 from thinktoggle.core.executors import ExecutorConfig
+from thinktoggle.core.stats import StageStats
+from thinktoggle.curation.check import check_paths
 from thinktoggle.curation.export import ExportConfig, run_export
 from thinktoggle.schemas.arrow import PUBLISHED_SCHEMA
 from thinktoggle.schemas.published import PUBLISHED_COLUMNS
 from thinktoggle.schemas.record import Verdict
-from thinktoggle.core.stats import StageStats
 
 
 def exported_records():
@@ -99,8 +99,9 @@ def test_invalid_rows_fail_with_the_field(tmp_path):
     write_records(bad + pair("Fine prompt"), tmp_path / "in")
     stats = run_export(ExportConfig(card=False), [tmp_path / "in"], tmp_path / "out")
     assert stats.kept == 2 and dict(stats.failed) == {"invalid_published_row:generator": 2}
-    failed = [json.loads(line) for line in (tmp_path / "out" / "failed" / "part-r00000.jsonl").read_text().splitlines()]
-    assert failed[0]["field"] == "generator" and failed[0]["where"].endswith(":1")
+    failed = pl.read_parquet(tmp_path / "out" / "failed").sort("source")
+    assert failed["reason"][0] == "invalid_published_row:generator" and failed["source"][0].endswith(":1")
+    assert failed["id"][0] is not None  # the record itself is kept, with its provenance
 
 
 def test_record_to_arrow_row_is_the_dataclass_form():

@@ -10,7 +10,7 @@ from _curation_fixtures import pair, read_records, write_records
 from typer.testing import CliRunner
 
 from thinktoggle.cli.main import app
-from thinktoggle.runner.funnel import (
+from thinktoggle.core.funnel import (
     FunnelError,
     build_funnel,
     check_funnel,

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from thinktoggle.core.registry import STAGE_ORDER, STAGES
-from thinktoggle.schemas.io import atomic_write_text
 from thinktoggle.core.stats import StageStats
+from thinktoggle.schemas.io import atomic_write_text
 
 
 class FunnelError(AssertionError):
