@@ -58,7 +58,7 @@ def run_pipeline(out_dir: Path, seed: int, small: bool, engine: str) -> Any:
         f"mix.seed={seed}",
         f"train.seed={seed}",
         f"validate.seed={seed}",
-        f"validate.engine={engine}",
+        f"validate.engine.kind={engine}",
         *(SMALL_OVERRIDES if small else ()),
     ]
     try:
@@ -72,10 +72,11 @@ def distillation_round(out_dir: Path, model_dir: Path, seed: int, small: bool, e
     """The trained model as the teacher of new prompts, n samples per mode, rejection-sampled by the math filter."""
     from thinktoggle.filters.stage import FilterConfig, run_filter
     from thinktoggle.generators.engines.base import SamplingConfig
-    from thinktoggle.generators.generate import GenerateConfig, kept_dir, run_generate
+    from thinktoggle.generators.engines.config import EngineConfig
+    from thinktoggle.core.layout import kept_dir
+    from thinktoggle.generators.generate import GenerateConfig, run_generate
     from thinktoggle.generators.procedural import procedural_records
     from thinktoggle.generators.sources import write_prompts
-    from thinktoggle.training.inference import open_engine
 
     n_prompts, n = distill_sizes(small)
     root = out_dir / "distill"
@@ -86,7 +87,7 @@ def distillation_round(out_dir: Path, model_dir: Path, seed: int, small: bool, e
     # Sampled in both modes (T=0.6, top-p 0.95): rejection sampling needs n different answers to choose from.
     sampling = SamplingConfig(n=n, temperature=0.6, top_p=0.95, max_tokens=64)
     config = GenerateConfig(
-        engine="vllm",  # the label of the teacher; the engine itself is built here (vLLM or transformers)
+        engine=EngineConfig(kind=engine),  # auto: vLLM where installed, else transformers; CPU settings without CUDA
         teacher_on=str(model_dir),
         sampling_on=sampling,
         sampling_off=sampling,
@@ -96,11 +97,7 @@ def distillation_round(out_dir: Path, model_dir: Path, seed: int, small: bool, e
     )
     generate_dir = root / "generate"
     if not (generate_dir / "stats.json").exists():
-        teacher = open_engine(model_dir, engine, seed=seed)
-        try:
-            run_generate(config, [prompts_path], generate_dir, engine=teacher)
-        finally:
-            teacher.close()
+        run_generate(config, [prompts_path], generate_dir)  # the stage builds the engine from config.engine
     filter_dir = root / "filter"
     if not (filter_dir / "stats.json").exists():
         run_filter(FilterConfig(only=("format", "math")), [kept_dir(generate_dir)], filter_dir)

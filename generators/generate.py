@@ -9,9 +9,10 @@ Layout of `out_dir`:
                                       reading out_dir as the next stage's input finds the generated records only
     kept/shard-00000-on.parquet       generated records (RECORD_SCHEMA), one part per shard and mode;
                                       mode-breaking answers included, with a Verdict(filter="toggle", "fail")
-    failed/shard-00000-on.parquet     samples that could not be generated: output "", Verdict("generate", "error")
-    rejected_inputs.jsonl             input rows that are not usable prompts (file:line, field, error)
-    stats.json                        in = prompts × modes × n + rejected rows = kept + failed
+    failed/shard-00000-on.parquet     samples that could not be generated (REJECTED_SCHEMA: the record with
+                                      output "" and Verdict("generate", "error"), reason, detail)
+    failed/inputs.parquet             input rows that are not usable prompts (source file:line, field: error)
+    stats.json                        in = prompts × modes × n + unusable input rows = kept + failed
     logs/                             datatrove's logs
 
 Resume: the truth is what `kept/` holds. A rerun regenerates exactly the samples missing from it (never
@@ -23,27 +24,30 @@ datatrove ranks (shard k → rank k mod world size); each rank builds its own en
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from datatrove.pipeline.base import PipelineStep
 
 from thinktoggle.core.executors import ExecutorConfig, make_executor
+from thinktoggle.core.layout import failed_dir, kept_dir, logs_dir, stats_path
+from thinktoggle.core.outputs import UNREADABLE, rejected_row
+from thinktoggle.core.stats import StageStats
+from thinktoggle.core.verdicts import reason_key
 from thinktoggle.generators.engines.base import ChatRequest, Completion, Engine, SamplingConfig
+from thinktoggle.generators.engines.config import LOCAL_KINDS, EngineConfig
+from thinktoggle.generators.engines.factory import make_engine
 from thinktoggle.generators.toggle import TOGGLE_FILTER, TOGGLES, normalise_answer, toggle_request
-from thinktoggle.schemas.arrow import RECORD_SCHEMA
+from thinktoggle.schemas.arrow import RECORD_SCHEMA, REJECTED_SCHEMA
 from thinktoggle.schemas.convert import arrow_row_to_record, record_to_arrow_row
 from thinktoggle.schemas.io import atomic_write_parquet, atomic_write_text, iter_records
 from thinktoggle.schemas.record import Record, Verdict, content_hash
-from thinktoggle.core.stats import StageStats
 
-EngineName = Literal["vllm", "openai", "procedural"]
 MODES = ("on", "off")
 GENERATE_FILTER = "generate"  # the Verdict.filter of failed samples
 
@@ -52,48 +56,30 @@ GENERATE_FILTER = "generate"  # the Verdict.filter of failed samples
 class GenerateConfig:
     """The `generate:` section of a recipe."""
 
-    engine: EngineName = "vllm"
-    teacher_on: str = ""  # model path/id (vllm) or served name (openai); unused by procedural
+    engine: EngineConfig = EngineConfig()  # how the teachers are served, e.g. {kind: vllm, tp: 8}
+    teacher_on: str = ""  # model path/id (vllm, transformers) or served name (openai); unused by procedural
     teacher_off: str = ""  # "" = the same teacher as on
     toggle_on: str = "nemotron"  # how the on teacher is asked to think: nemotron | qwen3 | slash
-    toggle_off: str = "nemotron"
-    sampling_on: SamplingConfig = SamplingConfig(n=1, temperature=0.6, top_p=0.95, max_tokens=1024)
-    sampling_off: SamplingConfig = SamplingConfig(n=1, temperature=0.0, top_p=1.0, max_tokens=1024)
-    modes: tuple[str, ...] = MODES
+    toggle_off: str = "nemotron"  # how the off teacher is asked not to think
+    sampling_on: SamplingConfig = SamplingConfig(n=1, temperature=0.6, top_p=0.95, max_tokens=1024)  # on mode
+    sampling_off: SamplingConfig = SamplingConfig(n=1, temperature=0.0, top_p=1.0, max_tokens=1024)  # off mode
+    modes: tuple[str, ...] = MODES  # the modes to generate
     seed: int | None = 0  # per-request seeds are derived from it and the prompt: reproducible in any batch
-    # openai
-    base_url: str = ""
-    api_key_env: str = "OPENAI_API_KEY"
-    concurrency: int = 64
-    timeout: float = 600.0
-    retries: int = 5
-    backoff: float = 1.0
-    # vllm
-    tp: int = 1
     dp: int = 1  # data-parallel ranks (one engine each); maps onto the executor's tasks
-    dtype: str = "auto"
-    max_model_len: int = 0  # 0: the model's
-    gpu_memory_utilization: float = 0.9
-    kv_cache_memory_bytes: int = 0  # 0: sized by gpu_memory_utilization
-    enforce_eager: bool = False
     # work split
     shard_size: int = 1000  # prompts per shard: the unit written atomically and skipped on rerun
-    progress: bool = True
+    progress: bool = True  # show a progress bar
 
     def __post_init__(self) -> None:
-        if self.engine not in ("vllm", "openai", "procedural"):
-            raise ValueError(f"generate.engine: expected vllm, openai or procedural, got {self.engine!r}")
-        if self.engine != "procedural" and not self.teacher_on:
-            raise ValueError(f"generate.teacher_on: required for the {self.engine} engine")
-        if self.engine == "openai" and not self.base_url:
-            raise ValueError("generate.base_url: required for the openai engine")
+        if self.engine.kind != "procedural" and not self.teacher_on:
+            raise ValueError(f"generate.teacher_on: required for the {self.engine.kind} engine")
         for name in ("toggle_on", "toggle_off"):
             if getattr(self, name) not in TOGGLES:
                 raise ValueError(f"generate.{name}: expected one of {TOGGLES}, got {getattr(self, name)!r}")
         if not self.modes or any(m not in MODES for m in self.modes):
             raise ValueError(f"generate.modes: expected a non-empty subset of {MODES}, got {list(self.modes)}")
-        if self.shard_size < 1 or self.dp < 1 or self.tp < 1:
-            raise ValueError("generate.shard_size, dp and tp must be >= 1")
+        if self.shard_size < 1 or self.dp < 1:
+            raise ValueError("generate.shard_size and dp must be >= 1")
 
     def teacher(self, mode: str) -> str:
         return (self.teacher_off or self.teacher_on) if mode == "off" else self.teacher_on
@@ -126,15 +112,6 @@ class Part:
         return f"shard-{self.shard:05d}-{self.mode}.parquet"
 
 
-def kept_dir(out_dir: str | Path) -> Path:
-    """Where the generated records are: the next stage's input."""
-    return Path(out_dir) / "kept"
-
-
-def failed_dir(out_dir: str | Path) -> Path:
-    return Path(out_dir) / "failed"
-
-
 def _prompts_path(out_dir: Path) -> Path:
     # Hidden, like every working copy of an input: a folder walk of out_dir (the next stage pointed at this
     # folder) must find the generated records only, never the unanswered prompts.
@@ -143,14 +120,14 @@ def _prompts_path(out_dir: Path) -> Path:
 
 def read_prompt_inputs(inputs: list[Path]) -> tuple[list[Record], list[dict[str, Any]]]:
     """Prompts from prompt files (records with empty output) or published rows (their `input` reused),
-    one per pair id in input order; and the rows that are not usable, with file:line, field and error."""
+    one per pair id in input order; and the rows that are not usable, as failed/ rows naming file:line."""
     from thinktoggle.generators.sources import as_prompt
 
     prompts: dict[str, Record] = {}
     rejected: list[dict[str, Any]] = []
     for read, record in iter_records(inputs):
         if record is None:
-            rejected.append({"where": read.where, "field": read.field, "error": read.error})
+            rejected.append(rejected_row(None, "generate", UNREADABLE, f"{read.field}: {read.error}", read.where))
             continue
         prompts.setdefault(record.pair_id, as_prompt(record))
     return list(prompts.values()), rejected
@@ -180,11 +157,15 @@ def make_plan(
         if _prompts_path(out_dir).exists():
             return plan
     if rejected:
-        atomic_write_text("".join(json.dumps(r) + "\n" for r in rejected), out_dir / "rejected_inputs.jsonl")
+        atomic_write_parquet(pa.Table.from_pylist(rejected, schema=REJECTED_SCHEMA), _rejected_inputs_path(out_dir))
     table = pa.Table.from_pylist([record_to_arrow_row(p) for p in prompts], schema=RECORD_SCHEMA)
     atomic_write_parquet(table, _prompts_path(out_dir))
     atomic_write_text(json.dumps(plan, indent=2) + "\n", plan_path)  # last: the plan exists once all is in place
     return plan
+
+
+def _rejected_inputs_path(out_dir: Path) -> Path:
+    return failed_dir(out_dir) / "inputs.parquet"
 
 
 def load_plan_prompts(out_dir: Path) -> list[Record]:
@@ -212,7 +193,7 @@ def request_seed(config: GenerateConfig, pair_id: str, mode: str, first_sample: 
 
 
 def generator_name(config: GenerateConfig, mode: str, prompt: Record) -> str:
-    if config.engine == "procedural":
+    if config.engine.kind == "procedural":
         task = (prompt.metadata.get("procedural") or {}).get("task", "unknown")
         return f"procedural/{task}"
     return config.teacher(mode)
@@ -268,7 +249,7 @@ def answered_record(
     sampling = {
         "engine": engine.name,
         "engine_version": engine.version,
-        "teacher": config.teacher(mode) if config.engine != "procedural" else generator_name(config, mode, prompt),
+        "teacher": config.teacher(mode) if config.engine.kind != "procedural" else generator_name(config, mode, prompt),
         "toggle": config.toggle(mode),
         "n": s.n,
         "temperature": s.temperature,
@@ -320,47 +301,17 @@ def write_part(
         atomic_write_parquet(table, kept_dir(out_dir) / pending.part.name)
     failed_path = failed_dir(out_dir) / pending.part.name
     if new_failed:
-        table = pa.Table.from_pylist([record_to_arrow_row(r) for r in new_failed], schema=RECORD_SCHEMA)
-        atomic_write_parquet(table, failed_path)
+        rows = [
+            rejected_row(r, "generate", reason_key(r.verdicts[-1].reason), r.verdicts[-1].reason, "")
+            for r in new_failed
+        ]
+        atomic_write_parquet(pa.Table.from_pylist(rows, schema=REJECTED_SCHEMA), failed_path)
     elif failed_path.exists():
         failed_path.unlink()
     return len(new_kept), len(new_failed)
 
 
 # ------------------------------------------------------------------------------------------------ one rank
-
-
-def make_engine(config: GenerateConfig, teacher: str, rank: int = 0, pin_gpus: bool = False) -> Engine:
-    """A fresh engine for `teacher` on this rank."""
-    if config.engine == "procedural":
-        from thinktoggle.generators.engines.procedural_engine import ProceduralEngine
-
-        return ProceduralEngine()
-    if config.engine == "openai":
-        from thinktoggle.generators.engines.openai_server import OpenAIEngine
-
-        return OpenAIEngine(
-            config.base_url,
-            api_key=os.environ.get(config.api_key_env),
-            concurrency=config.concurrency,
-            timeout=config.timeout,
-            retries=config.retries,
-            backoff=config.backoff,
-        )
-    from thinktoggle.generators.engines.vllm_offline import VLLMEngine, pin_rank_gpus
-
-    if pin_gpus:
-        pin_rank_gpus(rank, config.tp, config.dp)
-    return VLLMEngine(
-        teacher,
-        tensor_parallel_size=config.tp,
-        dtype=config.dtype,
-        max_model_len=config.max_model_len or None,
-        gpu_memory_utilization=config.gpu_memory_utilization,
-        kv_cache_memory_bytes=config.kv_cache_memory_bytes or None,
-        enforce_eager=config.enforce_eager,
-        seed=config.seed or 0,
-    )
 
 
 def run_rank(
@@ -390,9 +341,13 @@ def run_rank(
         if not work:
             continue
         n_samples = sum(r.n for parts in work for p in parts for r in p.requests)
-        teacher_engine = engine or make_engine(config, teacher, rank, pin_gpus)
+        teacher_engine = engine or make_engine(
+            config.engine, teacher, seed=config.seed or 0, rank=rank, data_parallel=config.dp if pin_gpus else 1
+        )
         try:
-            with GenerationProgress(f"generate {teacher or config.engine} [{rank}]", n_samples, config.progress) as bar:
+            with GenerationProgress(
+                f"generate {teacher or config.engine.kind} [{rank}]", n_samples, config.progress
+            ) as bar:
                 for parts in work:  # one shard: all its modes for this teacher in one engine batch
                     requests = [r for p in parts for r in p.requests]
                     results = teacher_engine.generate(requests, progress=bar.advance)
@@ -454,7 +409,7 @@ def collect_stats(config: GenerateConfig, out_dir: Path, rejected: int = 0) -> S
     stats = StageStats("generate")
     stats.n_in += rejected
     for _ in range(rejected):
-        stats.fail("bad_input")
+        stats.fail(UNREADABLE)
     pair_ids = pq.read_table(_prompts_path(out_dir), columns=["pair_id"])["pair_id"].to_pylist()
     flagged: Counter = Counter()
     kept_ok = 0
@@ -481,9 +436,8 @@ def collect_stats(config: GenerateConfig, out_dir: Path, rejected: int = 0) -> S
             reasons = {}
             failed_path = failed_dir(out_dir) / part.name
             if failed_path.exists():
-                for row in pq.read_table(failed_path, columns=["pair_id", "sample", "verdicts"]).to_pylist():
-                    why = next((v["reason"] for v in row["verdicts"] or [] if v["filter"] == GENERATE_FILTER), "")
-                    reasons[(row["pair_id"], row["sample"])] = why.split(":")[0] or "failed"
+                for row in pq.read_table(failed_path, columns=["pair_id", "sample", "reason"]).to_pylist():
+                    reasons[(row["pair_id"], row["sample"])] = row["reason"] or "failed"
             for _ in range(len(present)):
                 stats.keep()
             for key in expected - present:
@@ -520,17 +474,17 @@ def run_generate(
         executor = replace(executor, type="local", tasks=1, workers=1)
     elif config.dp > 1 and executor.tasks == 1:
         executor = replace(executor, tasks=config.dp, workers=config.dp)
-    pin_gpus = executor.type == "local" and executor.tasks > 1 and config.engine == "vllm"
+    pin_gpus = executor.type == "local" and executor.tasks > 1 and config.engine.kind in LOCAL_KINDS
     step = GenerateStep(config, out_dir, engine, pin_gpus)
     started = time.monotonic()
-    make_executor(executor, [step], out_dir / "logs", job_name="generate", skip_completed=False).run()
+    make_executor(executor, [step], logs_dir(out_dir), job_name="generate", skip_completed=False).run()
     stats = collect_stats(config, out_dir, rejected=len(rejected))
     if executor.type == "slurm":  # submitted, not finished: these are partial counts
         from rich.console import Console
 
         Console(stderr=True).print("generate: jobs submitted; rerun the same command once they end to write stats.json")
         return stats
-    stats.write(out_dir / "stats.json")
+    stats.write(stats_path(out_dir))
     _log_summary(stats, time.monotonic() - started)
     return stats
 

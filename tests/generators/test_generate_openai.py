@@ -13,11 +13,14 @@ import threading
 import time
 import urllib.request
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 
 from thinktoggle.generators.engines.base import SamplingConfig
-from thinktoggle.generators.generate import GenerateConfig, kept_dir, run_generate
+from thinktoggle.generators.engines.config import EngineConfig
+from thinktoggle.core.layout import kept_dir
+from thinktoggle.generators.generate import GenerateConfig, run_generate
 from thinktoggle.generators.procedural import procedural_records
 from thinktoggle.generators.sources import write_prompts
 from thinktoggle.schemas.io import iter_records
@@ -93,15 +96,10 @@ def server(servers):
 
 def config_for(server, **changes) -> GenerateConfig:
     values = dict(
-        engine="openai",
+        engine=EngineConfig(kind="openai", base_url=server.base_url, concurrency=8, timeout=30, retries=1, backoff=0.1),
         teacher_on=SERVED_NAME,
-        base_url=server.base_url,
         sampling_on=SamplingConfig(n=2, temperature=0.6, top_p=0.95, max_tokens=16),
         sampling_off=SamplingConfig(n=1, temperature=0.0, top_p=1.0, max_tokens=16),
-        concurrency=8,
-        timeout=30,
-        retries=1,
-        backoff=0.1,
         progress=False,
     )
     return GenerateConfig(**{**values, **changes})
@@ -166,7 +164,7 @@ def test_server_killed_mid_run_failures_recorded_then_rerun_completes(servers, t
     before = {r.id for r in kept(out)}
 
     # the server is back (the standby, at its own address: base_url is not part of the plan)
-    config = GenerateConfig(**{**config.__dict__, "base_url": standby.base_url})
+    config = replace(config, engine=replace(config.engine, base_url=standby.base_url))
     stats = run_generate(config, [src], out)
     assert (stats.n_in, stats.kept, stats.n_failed) == (80, 80, 0)
     records = kept(out)

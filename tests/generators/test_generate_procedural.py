@@ -12,15 +12,20 @@ import polars as pl
 import pytest
 
 from thinktoggle.core.executors import ExecutorConfig
+from thinktoggle.core.layout import kept_dir
 from thinktoggle.generators.engines.base import SamplingConfig
-from thinktoggle.generators.generate import GenerateConfig, kept_dir, run_generate
+from thinktoggle.generators.engines.config import EngineConfig
+from thinktoggle.generators.generate import GenerateConfig, run_generate
 from thinktoggle.generators.procedural import procedural_answer, procedural_records
 from thinktoggle.generators.sources import write_prompts
 from thinktoggle.schemas.io import iter_records
 from thinktoggle.schemas.think import compose_output
 
 PROCEDURAL = GenerateConfig(
-    engine="procedural", sampling_on=SamplingConfig(n=3), sampling_off=SamplingConfig(n=1, temperature=0), shard_size=4
+    engine=EngineConfig(kind="procedural"),
+    sampling_on=SamplingConfig(n=3),
+    sampling_off=SamplingConfig(n=1, temperature=0),
+    shard_size=4,
 )
 
 
@@ -69,13 +74,14 @@ def test_failures_recorded_with_reasons_and_bad_rows_named(tmp_path):
     bad.write_text('{"input": "not messages"}\n')
     out = tmp_path / "out"
     stats = run_generate(PROCEDURAL, [src, bad], out)
-    assert stats.kept == 12 and stats.failed == Counter({"not_procedural": 4, "bad_input": 1})
+    assert stats.kept == 12 and stats.failed == Counter({"not_procedural": 4, "unreadable_row": 1})
     assert stats.n_in == 17
-    failed = [r for _, r in iter_records([out / "failed"])]
+    failed = [r for _, r in iter_records(sorted((out / "failed").glob("shard-*.parquet")))]
     assert len(failed) == 4 and all(r.output == "" and r.pair_id == not_procedural.pair_id for r in failed)
     assert all(v.filter == "generate" and v.reason.startswith("not_procedural") for r in failed for v in r.verdicts)
-    rejected = [json.loads(line) for line in (out / "rejected_inputs.jsonl").read_text().splitlines()]
-    assert rejected[0]["where"] == f"{bad}:1" and rejected[0]["field"]
+    rejected = pl.read_parquet(out / "failed" / "inputs.parquet")
+    assert rejected["source"].to_list() == [f"{bad}:1"] and rejected["reason"][0] == "unreadable_row"
+    assert rejected["detail"][0].startswith("output: missing")  # the field, then the error
     # a rerun retries the failed samples (they fail again: same counts, nothing duplicated)
     again = run_generate(PROCEDURAL, [src, bad], out)
     assert again.to_dict() == stats.to_dict() and len(read_kept(out)) == 12
@@ -90,12 +96,12 @@ def test_rerun_skips_completed_parts_and_refuses_other_settings(tmp_path):
     stats = run_generate(PROCEDURAL, [src], out)
     assert stats.kept == 40 and {p.name: p.stat().st_mtime_ns for p in kept_dir(out).iterdir()} == mtimes
     with pytest.raises(ValueError, match="other prompts or other settings"):
-        run_generate(GenerateConfig(engine="procedural", shard_size=4), [src], out)
+        run_generate(GenerateConfig(engine=EngineConfig(kind="procedural"), shard_size=4), [src], out)
 
 
 def test_data_parallel_ranks_share_the_shards(tmp_path):
     src = write_prompts(procedural_records("arithmetic", 10, seed=0), tmp_path / "p.parquet")
-    config = GenerateConfig(engine="procedural", shard_size=2, dp=2, progress=False)
+    config = GenerateConfig(engine=EngineConfig(kind="procedural"), shard_size=2, dp=2, progress=False)
     stats = run_generate(config, [src], tmp_path / "out", ExecutorConfig(tasks=1))
     assert stats.kept == 20 and len(list(kept_dir(tmp_path / "out").iterdir())) == 10
     assert {p.name for p in (tmp_path / "out" / "logs" / "completions").iterdir()} == {"00000", "00001"}
@@ -105,11 +111,13 @@ def test_config_errors_name_the_setting():
     with pytest.raises(ValueError, match="n must be 1 with greedy"):
         SamplingConfig(n=2, temperature=0)
     with pytest.raises(ValueError, match="generate.teacher_on"):
-        GenerateConfig(engine="vllm")
-    with pytest.raises(ValueError, match="generate.base_url"):
-        GenerateConfig(engine="openai", teacher_on="m")
+        GenerateConfig(engine=EngineConfig(kind="vllm"))
+    with pytest.raises(ValueError, match="base_url: required for the openai engine"):
+        GenerateConfig(engine=EngineConfig(kind="openai"), teacher_on="m")
+    with pytest.raises(ValueError, match="kind: expected one of"):
+        EngineConfig(kind="vlm")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="generate.toggle_off"):
-        GenerateConfig(engine="procedural", toggle_off="nope")
+        GenerateConfig(engine=EngineConfig(kind="procedural"), toggle_off="nope")
 
 
 def _cli(out, count):
@@ -184,7 +192,9 @@ def test_published_rows_as_prompts_reuse_their_input(tmp_path):
     off = {**row, "reasoning": "off", "output": "2", "system_prompt": "detailed thinking off"}
     path = tmp_path / "published.jsonl"
     path.write_text(json.dumps(row) + "\n" + json.dumps(off) + "\n")
-    stats = run_generate(GenerateConfig(engine="procedural", progress=False), [path], tmp_path / "out")
+    stats = run_generate(
+        GenerateConfig(engine=EngineConfig(kind="procedural"), progress=False), [path], tmp_path / "out"
+    )
     assert stats.n_in == 2 and stats.failed == Counter({"not_procedural": 2})
     failed = [r for _, r in iter_records([tmp_path / "out" / "failed"])]
     assert sorted(r.reasoning for r in failed) == ["off", "on"] and all(r.input == row["input"] for r in failed)

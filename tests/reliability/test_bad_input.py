@@ -124,12 +124,12 @@ def test_generate_prompt_inputs_reject_with_reasons_and_counts_add_up(bad_files,
     done = run_cli("generate", "--out", str(out), "--prompts", str(bad_files), "--engine", "procedural", "-q")
     assert_no_traceback(done)
     assert done.returncode == 1, done.stderr[-2000:]  # 1: some samples failed (these prompts are not procedural)
-    rejected = [json.loads(s) for s in (out / "rejected_inputs.jsonl").read_text().splitlines()]
+    rejected = pq.read_table(out / "failed" / "inputs.parquet").to_pylist()
     assert len(rejected) == N_BAD
-    assert_each_bad_row_named("\n".join(f"{r['where']}: {r['field']}: {r['error']}" for r in rejected), bad_files)
+    assert_each_bad_row_named("\n".join(f"{r['source']}: {r['detail']}" for r in rejected), bad_files)
     stats = json.loads((out / "stats.json").read_text())
     assert stats["in"] == N_GOOD * 2 + N_BAD == stats["kept"] + stats["dropped"] + stats["failed"]
-    assert stats["failed_reasons"] == {"bad_input": N_BAD, "not_procedural": N_GOOD * 2}
+    assert stats["failed_reasons"] == {"unreadable_row": N_BAD, "not_procedural": N_GOOD * 2}
 
 
 def test_file_source_names_the_row_and_column(tmp_path):
@@ -184,7 +184,7 @@ def test_recipe_with_typos_is_refused_with_lines_and_no_traceback(tmp_path):
     recipe = tmp_path / "typo.yaml"
     recipe.write_text(
         "name: typo\nout_dir: out\nsources:\n  - {type: procedural, path: arithmetic, limt: 4}\n"
-        "generate:\n  engine: procedurl\n  shard_size: many\nfilterr: {}\n"
+        "generate:\n  engine: {kind: procedurl}\n  shard_size: many\nfilterr: {}\n"
     )
     done = run_cli("run", str(recipe), "--dry-run", timeout=60)
     assert_no_traceback(done)

@@ -15,7 +15,9 @@ import pytest
 from reliability_helpers import load_test_module
 
 from thinktoggle.generators.engines.base import SamplingConfig
-from thinktoggle.generators.generate import GenerateConfig, failed_dir, kept_dir, run_generate
+from thinktoggle.generators.engines.config import EngineConfig
+from thinktoggle.core.layout import failed_dir, kept_dir
+from thinktoggle.generators.generate import GenerateConfig, run_generate
 from thinktoggle.generators.procedural import procedural_records
 from thinktoggle.generators.sources import write_prompts
 from thinktoggle.schemas.io import iter_records
@@ -41,15 +43,17 @@ def teacher(tiny_model_dir, tmp_path_factory):
 
 def fault_config(base_url: str, served: str) -> GenerateConfig:
     return GenerateConfig(
-        engine="openai",
+        engine=EngineConfig(
+            kind="openai",
+            base_url=base_url,
+            concurrency=CONCURRENCY,
+            timeout=TIMEOUT_S,
+            retries=RETRIES,
+            backoff=BACKOFF_S,
+        ),
         teacher_on=served,
-        base_url=base_url,
         sampling_on=SamplingConfig(n=2, temperature=0.6, top_p=0.95, max_tokens=8),
         sampling_off=SamplingConfig(n=1, temperature=0.0, top_p=1.0, max_tokens=8),
-        concurrency=CONCURRENCY,
-        timeout=TIMEOUT_S,
-        retries=RETRIES,
-        backoff=BACKOFF_S,
         shard_size=8,  # one shard: the whole batch in flight together, so the bound is what limits it
         progress=False,
     )
