@@ -126,6 +126,30 @@ def _slug(category: str) -> str:
     return re.sub(r"[^\w-]", "_", category)
 
 
+RESOLVED_FROM = "# resolved from "  # how a run's recipe.resolved.yaml starts (runner/recipe.py: Recipe.to_yaml)
+
+
+def portable_recipe(text: str) -> str:
+    """The recipe as the card shows it, without the paths of the machine that ran it.
+
+    A resolved recipe names its file on its first line, and every `${recipe_dir}` in it was expanded to that
+    file's folder, an absolute path. Here that folder becomes `${recipe_dir}` again and the file is named by its
+    name, so the card's recipe reads as the recipe file did. Where the file cannot be found from here (another
+    working directory, a moved run), the text is shown as it is.
+    """
+    first, newline, rest = text.partition("\n")
+    if not first.startswith(RESOLVED_FROM):
+        return text
+    source = Path(first.removeprefix(RESOLVED_FROM).split(" with --set ", 1)[0])
+    if not source.is_file():
+        return text
+    folder = str(source.resolve().parent)  # as the runner expanded `${recipe_dir}`
+    # Only the whole folder: /a/recipes must not match the start of /a/recipes-old.
+    expanded = re.compile(re.escape(folder) + r"(?=/|[\s\"',\]}]|$)", re.MULTILINE)
+    first = first.replace(str(source), source.name, 1)
+    return first + newline + expanded.sub(lambda _: "${recipe_dir}", rest)
+
+
 def write_card(
     out_dir: Path,
     config: ExportConfig,
@@ -191,7 +215,7 @@ def write_card(
         _provenance(provenance),
     ]
     if recipe_text:
-        sections.append("### Recipe\n\n```yaml\n" + recipe_text.rstrip() + "\n```")
+        sections.append("### Recipe\n\n```yaml\n" + portable_recipe(recipe_text).rstrip() + "\n```")
     sections += [
         "## Rows by category, reasoning and generator",
         markdown_table(by_group),

@@ -9,7 +9,7 @@ from _curation_fixtures import pair, write_records
 
 from thinktoggle.core.funnel import build_funnel, write_funnel
 from thinktoggle.core.stats import StageStats
-from thinktoggle.curation.card import read_front_matter, size_category
+from thinktoggle.curation.card import portable_recipe, read_front_matter, size_category
 from thinktoggle.curation.export import ExportConfig, run_export
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -111,3 +111,45 @@ def test_size_category(rows, name):
 def test_stats_json_of_export(card_dir):
     stats = json.loads((card_dir / "stats.json").read_text())
     assert stats["in"] == stats["kept"] == 22
+
+
+def test_the_card_shows_the_recipe_with_paths_relative_to_the_recipe_file(tmp_path, monkeypatch):
+    """The runner expands `${recipe_dir}` to the recipe file's folder, an absolute path of the machine that ran
+    it, in recipe.resolved.yaml; the card writes that folder back as `${recipe_dir}`."""
+    from thinktoggle.runner.recipe import load_recipe
+
+    recipes = tmp_path / "checkout" / "recipes"
+    (recipes / "data").mkdir(parents=True)
+    (recipes / "data" / "bench.jsonl").write_text('{"problem": "What is 2 + 2?"}\n')
+    (recipes / "toy.yaml").write_text(
+        "name: toy\nout_dir: run\ninputs: [in]\n"
+        'decontaminate:\n  benchmarks:\n  - {name: bench, path: "${recipe_dir}/data/bench.jsonl"}\n'
+        "export: {plots: false}\n"
+    )
+    monkeypatch.chdir(tmp_path / "checkout")  # the run names its recipe as typed, relative to where it started
+    resolved = load_recipe("recipes/toy.yaml").to_yaml()
+    assert f"path: {recipes.resolve()}/data/bench.jsonl" in resolved  # what the run folder keeps
+    run = tmp_path / "run"
+    write_records(pair("One prompt."), run / "mix")
+    (run / "recipe.resolved.yaml").write_text(resolved)
+    run_export(ExportConfig(upstream_stats="", plots=False), [run / "mix"], run / "export")
+    card = (run / "export" / "README.md").read_text()
+    assert "# resolved from toy.yaml\n" in card
+    assert "path: ${recipe_dir}/data/bench.jsonl" in card
+    assert str(tmp_path) not in card
+
+
+def test_only_the_recipe_folder_itself_becomes_recipe_dir(tmp_path):
+    recipe = tmp_path / "recipes" / "r.yaml"
+    recipe.parent.mkdir()
+    recipe.write_text("name: r\n")
+    folder = recipe.resolve().parent
+    text = (
+        f"# resolved from {recipe} with --set a=1\nx: {folder}/data.jsonl\ny: {folder}-old/data.jsonl\nz: '{folder}'\n"
+    )
+    assert portable_recipe(text) == (
+        f"# resolved from r.yaml with --set a=1\nx: ${{recipe_dir}}/data.jsonl\ny: {folder}-old/data.jsonl\n"
+        "z: '${recipe_dir}'\n"
+    )
+    moved = f"# resolved from {tmp_path}/gone/r.yaml\nx: {tmp_path}/gone/data.jsonl\n"
+    assert portable_recipe(moved) == moved  # the folder cannot be told from here: shown as it is
