@@ -2,9 +2,9 @@
 
 What is uploaded is decided here once (`plan_publish`) and used both for `--dry-run` and for the upload: the
 card, the data, the plots and stats.json; never hidden files, unfinished writes or a stage's bookkeeping.
-Small folders go up in one commit (`upload_folder`). Big ones go up resumably: with `upload_large_folder`
-where this huggingface_hub has it, else in batches of files, one commit per batch, skipping files that the
-repo already holds with the same size, so a rerun after an interruption continues where it stopped.
+The upload is one `HfApi.upload_folder` call whatever the size: since huggingface_hub 1.20 (with hf_xet, a
+default dependency) it streams, commits a big folder in several commits and resumes when rerun after an
+interruption; 2.0 removed `upload_large_folder` in its favour.
 """
 
 from __future__ import annotations
@@ -20,10 +20,6 @@ from typing import Any
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 # Side outputs of the export stage that are not part of the dataset.
 NOT_PUBLISHED = ("logs/*", "ranks/*", "provenance/*", "failed/*", "dropped/*")
-LARGE_BYTES = 2 * 2**30  # above this, or LARGE_FILES files, upload in resumable batches
-LARGE_FILES = 500
-BATCH_BYTES = 1 * 2**30
-BATCH_FILES = 200
 
 
 class PublishError(Exception):
@@ -40,15 +36,13 @@ class PublishPlan:
     def total_bytes(self) -> int:
         return sum(size for _path, size in self.files)
 
-    @property
-    def large(self) -> bool:
-        return self.total_bytes > LARGE_BYTES or len(self.files) > LARGE_FILES
-
     def lines(self) -> list[str]:
         width = max((len(path) for path, _ in self.files), default=0)
         rows = [f"{path:<{width}}  {size:>14,} B" for path, size in self.files]
-        method = "resumable batches" if self.large else "one commit (upload_folder)"
-        return [*rows, f"{len(self.files)} files, {self.total_bytes:,} bytes -> datasets/{self.repo_id} ({method})"]
+        return [
+            *rows,
+            f"{len(self.files)} files, {self.total_bytes:,} bytes -> datasets/{self.repo_id} (upload_folder)",
+        ]
 
 
 def _published(relative: str) -> bool:
@@ -108,28 +102,6 @@ def _explain(exc: Exception, repo_id: str, action: str) -> PublishError:
     return PublishError(f"{action} {repo_id}: {exc}")
 
 
-def _remote_sizes(api: Any, repo_id: str, revision: str | None) -> dict[str, int]:
-    try:
-        tree = api.list_repo_tree(repo_id, recursive=True, repo_type="dataset", revision=revision)
-        return {item.path: item.size for item in tree if getattr(item, "size", None) is not None}
-    except Exception as exc:
-        if _http_status(exc) == 404:  # an empty repo or a new branch has no tree yet
-            return {}
-        raise
-
-
-def _batches(files: list[tuple[str, int]]) -> list[list[str]]:
-    batches: list[list[str]] = [[]]
-    size = 0
-    for path, nbytes in files:
-        if batches[-1] and (len(batches[-1]) >= BATCH_FILES or size + nbytes > BATCH_BYTES):
-            batches.append([])
-            size = 0
-        batches[-1].append(path)
-        size += nbytes
-    return [b for b in batches if b]
-
-
 def publish(
     folder: str | Path,
     repo_id: str,
@@ -156,41 +128,15 @@ def publish(
             api.create_branch(repo_id, branch=revision, repo_type="dataset", exist_ok=True)
     except Exception as exc:
         raise _explain(exc, repo_id, "creating") from None
-    message = f"thinktoggle publish: {len(plan.files)} files"
     try:
-        if not plan.large:
-            api.upload_folder(
-                repo_id=repo_id,
-                folder_path=str(plan.folder),
-                repo_type="dataset",
-                revision=revision,
-                commit_message=message,
-                allow_patterns=[path for path, _ in plan.files],
-            )
-        elif hasattr(api, "upload_large_folder"):
-            api.upload_large_folder(
-                repo_id=repo_id,
-                folder_path=str(plan.folder),
-                repo_type="dataset",
-                revision=revision,
-                private=private,
-                allow_patterns=[path for path, _ in plan.files],
-            )
-        else:
-            remote = _remote_sizes(api, repo_id, revision)
-            todo = [(path, size) for path, size in plan.files if remote.get(path) != size]
-            report(f"{len(plan.files) - len(todo)} files already on the Hub, {len(todo)} to upload")
-            batches = _batches(todo)
-            for number, batch in enumerate(batches, start=1):
-                api.upload_folder(
-                    repo_id=repo_id,
-                    folder_path=str(plan.folder),
-                    repo_type="dataset",
-                    revision=revision,
-                    commit_message=f"{message} (batch {number}/{len(batches)})",
-                    allow_patterns=batch,
-                )
-                report(f"batch {number}/{len(batches)}: {len(batch)} files uploaded")
+        api.upload_folder(
+            repo_id=repo_id,
+            folder_path=str(plan.folder),
+            repo_type="dataset",
+            revision=revision,
+            commit_message=f"thinktoggle publish: {len(plan.files)} files",
+            allow_patterns=[path for path, _ in plan.files],
+        )
     except Exception as exc:
         raise _explain(exc, repo_id, "uploading to") from None
     report(f"published {len(plan.files)} files to https://huggingface.co/datasets/{repo_id}")

@@ -1,19 +1,19 @@
 """Publish: the dry run for real (CLI), the upload against a stand-in for HfApi.
 
-The Hub cannot be reached from here, so the tests stop at the network boundary: `FakeHubApi` records the
-calls huggingface_hub's HfApi would make (create_repo, create_branch, list_repo_tree, upload_folder) and can
-answer with the HTTP errors the Hub sends (401, 403, 409), built as real `HfHubHTTPError`s.
+The Hub cannot be reached from here, so the tests stop at the network boundary: `FakeHubApi` stands in for
+huggingface_hub's HfApi, records the calls it would make (create_repo, create_branch, upload_folder), checks
+each against the installed HfApi method's signature (a call the real HfApi would refuse fails the test), and
+can answer with the HTTP errors the Hub sends (401, 403, 409), built as real `HfHubHTTPError`s.
 """
 
 from __future__ import annotations
 
 import fnmatch
-from types import SimpleNamespace
+import inspect
 
 import pytest
 from typer.testing import CliRunner
 
-from thinktoggle.curation import publish as publish_module
 from thinktoggle.cli.main import app
 from thinktoggle.curation.publish import PublishError, plan_publish, publish, resolve_token
 
@@ -60,12 +60,14 @@ def http_error(status: int):
 class FakeHubApi:
     """Records HfApi calls; `errors` maps a method name to the HTTP status it fails with."""
 
-    def __init__(self, errors=None, remote=None):
+    def __init__(self, errors=None):
         self.calls = []
         self.errors = errors or {}
-        self.remote = remote or {}
 
     def _call(self, name, **kwargs):
+        from huggingface_hub import HfApi
+
+        inspect.signature(getattr(HfApi, name)).bind(None, **kwargs)  # TypeError if the real HfApi refuses it
         self.calls.append((name, kwargs))
         if name in self.errors:
             raise http_error(self.errors[name])
@@ -75,10 +77,6 @@ class FakeHubApi:
 
     def create_branch(self, repo_id, **kwargs):
         self._call("create_branch", repo_id=repo_id, **kwargs)
-
-    def list_repo_tree(self, repo_id, **kwargs):
-        self._call("list_repo_tree", repo_id=repo_id, **kwargs)
-        return [SimpleNamespace(path=p, size=s) for p, s in self.remote.items()]
 
     def upload_folder(self, **kwargs):
         self._call("upload_folder", **kwargs)
@@ -111,17 +109,21 @@ def test_upload_creates_repo_branch_and_uploads_the_planned_files(folder):
     assert sorted(chosen) == [path for path, _ in PUBLISHED]
 
 
-def test_large_folder_uploads_in_batches_and_resumes(folder, monkeypatch):
-    monkeypatch.setattr(publish_module, "LARGE_FILES", 2)
-    monkeypatch.setattr(publish_module, "BATCH_FILES", 2)
-    # Two files are already on the Hub from an interrupted run (one with a different size: re-sent).
-    api = FakeHubApi(remote={"README.md": 34, "stats.json": 2, "plots/funnel.png": 999})
-    publish(folder, "me/toggle-data", api=api, report=lambda _: None)
-    uploads = [kw["allow_patterns"] for name, kw in api.calls if name == "upload_folder"]
-    assert uploads == [
-        ["SFT/code/part-r00000-00000.parquet", "SFT/math/part-r00000-00000.parquet"],
-        ["plots/funnel.png"],
-    ]
+def test_a_large_folder_is_one_upload_folder_call_and_a_rerun_repeats_it(folder):
+    """huggingface_hub's upload_folder commits a big folder in parts and, rerun after an interruption, skips
+    what was committed: publish makes the same single call whatever the size, and again on a rerun."""
+    for i in range(600):
+        (folder / "SFT" / "math" / f"part-r00000-{i + 1:05d}.parquet").write_text("z")
+    planned = [path for path, _ in plan_publish(folder, "me/big").files]
+    assert len(planned) == 605
+    interrupted = FakeHubApi(errors={"upload_folder": 503})
+    with pytest.raises(PublishError, match="uploading to me/big"):
+        publish(folder, "me/big", api=interrupted, report=lambda _: None)
+    rerun = FakeHubApi()
+    publish(folder, "me/big", api=rerun, report=lambda _: None)
+    assert [name for name, _ in rerun.calls] == ["create_repo", "upload_folder"]
+    assert rerun.calls == interrupted.calls
+    assert rerun.calls[1][1]["allow_patterns"] == planned
 
 
 @pytest.mark.parametrize(
