@@ -72,6 +72,14 @@ def test_wrong_types_name_path_and_line():
     assert not any("filter.executor.workers" in p for p in found)  # a bad default is reported once
 
 
+def test_blank_or_padded_keys_are_quoted_so_the_error_line_stays_clean():
+    # Found by hypothesis: `" ": 1` gave `recipe.yaml:12:  : unknown section`.
+    assert problems(GOOD + '" ": 1\n') == ["recipe.yaml:12: ' ': unknown section"]
+    assert problems(GOOD + '"": 1\n') == ["recipe.yaml:12: '': unknown section"]
+    found = problems(GOOD.replace("  count: 12", "  ' count': 12"))
+    assert "recipe.yaml:6: generate.' count': unknown key (did you mean 'count'?)" in found
+
+
 def test_literal_suggests_the_closest_choice_and_bool_is_not_an_int():
     found = problems(GOOD, ["generate.teacher.mode=bth", "generate.count=true"])
     assert any("generate.teacher.mode" in p and "(did you mean 'both'?)" in p for p in found)
