@@ -1,4 +1,8 @@
-"""`thinktoggle check`: validate files of published rows against the published schema."""
+"""`thinktoggle check`: validate files of published rows against the published schema.
+
+A stage's kept records (internal-record parquet, e.g. `ingest`'s or `export`'s kept/) are checked as the
+published rows they export to, so `check` answers "would this publish?" for any stage folder.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from thinktoggle.schemas.io import discover_files, iter_rows
+from thinktoggle.schemas.convert import record_to_row
+from thinktoggle.schemas.io import discover_files, iter_records_of, iter_rows
 from thinktoggle.schemas.published import row_problems
 
 
@@ -43,10 +48,15 @@ def check_paths(
         files.extend(found)
     for read in iter_rows(files):
         summary.rows += 1
+        if read.error is None and _is_record(read.row):
+            read, record = next(iter_records_of([read]))
+            row = record_to_row(record) if record is not None else None
+        else:
+            row = read.row
         if read.error is not None:
             lines = [f"{read.where}: {read.field}: {read.error}"]
         else:
-            lines = [f"{read.where}: {problem}" for problem in row_problems(read.row)]
+            lines = [f"{read.where}: {problem}" for problem in row_problems(row)]
         if lines:
             summary.invalid += 1
             for text in lines:
@@ -61,3 +71,8 @@ def _report(summary: CheckSummary, text: str, report: Callable[[str], None] | No
         report(text)
     if len(summary.problems) < keep_problems:
         summary.problems.append(text)
+
+
+def _is_record(row: dict | None) -> bool:
+    """An internal record (it carries its sampling provenance) rather than a published row."""
+    return row is not None and "sampling" in row and "pair_id" in row

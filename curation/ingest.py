@@ -1,4 +1,4 @@
-"""`thinktoggle ingest`: read the published dataset (v1 or v1.1 rows, files or a Hub id) into v1.1 shards.
+"""`thinktoggle ingest`: read the published dataset (v1 or v1.1 rows, files or a Hub id) into the stage layout.
 
 v1 rows carry the Llama-3 chat template baked into one `input` string and an `output` ending with
 `<|eot_id|>`; they are split back into messages and the special tokens removed. Everything streams.
@@ -6,19 +6,18 @@ v1 rows carry the Llama-3 chat template baked into one `input` string and an `ou
 
 from __future__ import annotations
 
-import json
 import re
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from thinktoggle.schemas.arrow import PUBLISHED_SCHEMA
-from thinktoggle.schemas.convert import lift_system_turn
-from thinktoggle.schemas.io import InputError, RowRead, ShardWriter, discover_files, iter_rows
-from thinktoggle.schemas.published import PUBLISHED_COLUMNS, row_problems
-from thinktoggle.core.stats import StageStats
+from thinktoggle.core.layout import kept_dir, stats_path
+from thinktoggle.core.outputs import StageOutputs
+from thinktoggle.schemas.convert import lift_system_turn, row_to_record
+from thinktoggle.schemas.hub import load_hub_dataset
+from thinktoggle.schemas.io import InputError, RowRead, discover_files, iter_rows
+from thinktoggle.schemas.published import row_problems
 
 _HEADER = re.compile(r"<\|start_header_id\|>(\w+)<\|end_header_id\|>\n\n")
 _LLAMA3_SPECIALS = re.compile(r"<\|(begin_of_text|end_of_text|eot_id|eom_id|start_header_id|end_header_id)\|>")
@@ -93,6 +92,11 @@ class Selection:
                 return False
         return True
 
+    def describe(self) -> str:
+        """The selection as `key=value` pairs, for the detail of a row it drops."""
+        chosen = {"category": self.category, "reasoning": self.reasoning, "used_in_training": self.used_in_training}
+        return ", ".join(f"{key}={value}" for key, value in chosen.items() if value)
+
 
 @dataclass
 class IngestSummary:
@@ -107,11 +111,14 @@ class IngestSummary:
 
 
 def iter_hub_rows(dataset_id: str, split: str | None = None, config: str | None = None) -> Iterator[RowRead]:
-    """Stream a Hub dataset's rows (every split unless one is named) without downloading it whole."""
-    from datasets import load_dataset
+    """Stream a Hub dataset's rows (every split unless one is named) without downloading it whole. The
+    dataset is opened now, so a HubError (offline, gated, misspelled, no such config or split) comes before
+    any row is read."""
+    streams = load_hub_dataset(dataset_id, config, split, streaming=True)
+    return _hub_split_rows(dataset_id, {split: streams} if split else dict(streams))
 
-    streams = load_dataset(dataset_id, name=config, split=split, streaming=True)
-    named = {split: streams} if split else dict(streams)
+
+def _hub_split_rows(dataset_id: str, named: dict[str, Any]) -> Iterator[RowRead]:
     for split_name, stream in named.items():
         name, index = f"hub:{dataset_id}/{split_name}", 0
         try:
@@ -152,55 +159,35 @@ def ingest(
     rows_per_shard: int = 100_000,
     report=None,
 ) -> IngestSummary:
-    """Ingest `sources` into `out_dir/part-*.parquet`; invalid rows go to `out_dir/rejected/` with reasons."""
+    """Ingest `sources` into the stage layout: records in kept/, unselected rows in dropped/, invalid rows in
+    failed/ (source file:line, the field and the reason), stats.json."""
     out = Path(out_dir)
-    stale = sorted(out.glob("part-*.parquet"))
-    if stale:  # new shards would mix with old ones whenever this run writes fewer
-        raise InputError(f"{out}: already holds {len(stale)} shard(s) (e.g. {stale[0].name}); use an empty folder")
+    if stats_path(out).exists() or any(kept_dir(out).glob("*.parquet")):
+        raise InputError(f"{out}: already holds an ingest; use an empty folder")
     streams = [_source_rows(source, split, config) for source in sources]
     selection = selection or Selection()
     summary = IngestSummary()
-    stats = StageStats("ingest")  # the same accounting as every stage: in = written + skipped + rejected
-    rejected_dir = out / "rejected"
-    rejected_dir.mkdir(parents=True, exist_ok=True)
-    rejected_tmp = rejected_dir / f".rejected.jsonl.tmp-{uuid.uuid4().hex[:8]}"
-    columns = set(PUBLISHED_COLUMNS) | {"expected_answer", "tests"}
-    try:
-        with (
-            ShardWriter(out, PUBLISHED_SCHEMA, rows_per_shard=rows_per_shard) as writer,
-            rejected_tmp.open("w") as rej,
-        ):
-            for stream in streams:
-                for read in stream:
-                    summary.rows += 1
-                    stats.n_in += 1
-                    row, problems = _normalised_or_problems(read)
-                    if problems:
-                        summary.rejected += 1
-                        stats.fail(f"invalid {problems[0][0]}")
-                        for field_name, reason in problems:
-                            if report:
-                                report(f"{read.where}: {field_name}: {reason}")
-                        record = {
-                            "file": read.file,
-                            "line": read.line,
-                            "problems": [{"field": f, "reason": r} for f, r in problems],
-                            "row": read.row,
-                        }
-                        rej.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
-                        continue
-                    assert row is not None
-                    if not selection.accepts(row):
-                        summary.skipped += 1
-                        stats.drop("not selected")
-                        continue
-                    writer.write({k: v for k, v in row.items() if k in columns})
-                    summary.written += 1
-                    stats.keep()
-            summary.shards = [str(p) for p in writer.close()]
-    except BaseException:
-        rejected_tmp.unlink(missing_ok=True)  # completed shards stay; the half-written one is gone
-        raise
-    rejected_tmp.replace(rejected_dir / "rejected.jsonl")
-    stats.write(out / "stats.json")
+    with StageOutputs(out, "ingest", rows_per_shard=rows_per_shard) as outputs:
+        for stream in streams:
+            for read in stream:
+                summary.rows += 1
+                row, problems = _normalised_or_problems(read)
+                if problems:
+                    summary.rejected += 1
+                    for field_name, reason in problems:
+                        if report:
+                            report(f"{read.where}: {field_name}: {reason}")
+                    detail = "; ".join(f"{f}: {r}" for f, r in problems)
+                    outputs.fail(None, f"invalid_row:{problems[0][0]}", detail, read.where)
+                    continue
+                assert row is not None
+                record = row_to_record(row)
+                if not selection.accepts(row):
+                    summary.skipped += 1
+                    outputs.drop(record, "not_selected", selection.describe(), read.where)
+                    continue
+                outputs.keep(record)
+                summary.written += 1
+    summary.shards = [str(p) for p in sorted(kept_dir(out).glob("*.parquet"))]
+    outputs.stats.write(stats_path(out))
     return summary

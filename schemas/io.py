@@ -302,10 +302,15 @@ def iter_records(paths: Iterable[str | Path], batch_size: int = 1024) -> Iterato
     Yields (where it came from, Record) or (the unreadable RowRead, None) — with `.error` set — for rows
     that are not valid records; a published row is schema-checked first, so the error names the field.
     """
+    return iter_records_of(iter_rows(paths, batch_size=batch_size))
+
+
+def iter_records_of(reads: Iterable[RowRead]) -> Iterator[tuple[RowRead, Any]]:
+    """`iter_records` over rows already read."""
     from thinktoggle.schemas.convert import arrow_row_to_record, row_to_record
     from thinktoggle.schemas.published import row_problems
 
-    for read in iter_rows(paths, batch_size=batch_size):
+    for read in reads:
         if read.error is not None:
             yield read, None
             continue

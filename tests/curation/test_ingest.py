@@ -9,14 +9,16 @@ import textwrap
 from pathlib import Path
 
 import datasets
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
 from thinktoggle.cli.main import app
+from thinktoggle.core.stats import StageStats
 from thinktoggle.curation.ingest import ingest as run_ingest
 from thinktoggle.curation.ingest import iter_hub_rows, normalise_row, parse_llama3_prompt
-from thinktoggle.schemas.io import iter_rows
-from thinktoggle.core.stats import StageStats
+from thinktoggle.schemas.convert import record_to_row
+from thinktoggle.schemas.io import iter_records
 
 runner = CliRunner()
 HUB_ID = "nvidia/Llama-Nemotron-Post-Training-Dataset"
@@ -68,9 +70,10 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 
 def written_rows(out: Path) -> list[dict]:
-    reads = list(iter_rows([out]))
-    assert all(r.error is None for r in reads), reads
-    return [r.row for r in reads]
+    """The kept records of an ingest, as the published rows they export to."""
+    reads = list(iter_records([out]))
+    assert all(record is not None for _, record in reads), reads
+    return [{k: v for k, v in record_to_row(record).items()} for _, record in reads]
 
 
 def invoke(*args: str):
@@ -170,20 +173,20 @@ def test_ingest_both_forms_rejects_bad_rows_and_passes_check(tmp_path):
     expected = [expected_v11(v11_row(f"q{i}", "on" if i % 2 else "off", version="v1")) for i in range(4)]
     assert written_rows(out) == expected + [expected_v11(r) for r in v11_rows]
 
-    rejected = [json.loads(line) for line in (out / "rejected" / "rejected.jsonl").read_text().splitlines()]
-    assert [(r["file"].rsplit("/", 1)[1], r["line"]) for r in rejected] == [
-        ("v1.jsonl", 2),
-        ("v1.jsonl", 6),
-        ("v1.1.jsonl", 4),
-        ("v1.1.jsonl", 5),
-        ("v1.1.jsonl", 6),
+    failed = pq.read_table(out / "failed").to_pylist()
+    assert [r["source"].rsplit("/", 1)[1] for r in failed] == [
+        "v1.jsonl:2",
+        "v1.jsonl:6",
+        "v1.1.jsonl:4",
+        "v1.1.jsonl:5",
+        "v1.1.jsonl:6",
     ]
-    assert rejected[0]["problems"][0]["field"] == "category" and rejected[0]["row"] == bad[0]
-    assert all(r["problems"] and all(p["reason"] for p in r["problems"]) for r in rejected)
+    assert failed[0]["reason"] == "invalid_row:category" and failed[0]["detail"].startswith("category: ")
+    assert all(r["stage"] == "ingest" and r["detail"] for r in failed)
 
     stats = StageStats.read(out / "stats.json")
     assert (stats.n_in, stats.kept, stats.n_dropped, stats.n_failed) == (12, 7, 0, 5)
-    assert sorted(p.name for p in out.iterdir()) == ["part-00000.parquet", "rejected", "stats.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["failed", "kept", "stats.json"]  # nothing dropped: no folder
 
     checked = invoke("check", str(out))
     assert checked.exit_code == 0 and checked.output.strip() == "7 rows, 7 valid, 0 invalid"
@@ -228,7 +231,7 @@ def test_bad_invocations_write_nothing(tmp_path):
     assert not (tmp_path / "o2").exists() or not any((tmp_path / "o2").glob("*.parquet"))
     assert invoke("ingest", str(source), "--out", str(tmp_path / "o3")).exit_code == 0
     again = invoke("ingest", str(source), "--out", str(tmp_path / "o3"))
-    assert again.exit_code == 2 and "already holds 1 shard" in again.output
+    assert again.exit_code == 2 and "already holds an ingest" in again.output
 
 
 def test_shards_and_counts_add_up(tmp_path):
