@@ -1,9 +1,11 @@
 """Built-in procedural tasks with exact answers, and the deterministic teacher that answers them.
 
-Two tasks ship:
+Three tasks ship:
 - `arithmetic`: a chain of integer operations ("Start with 7. Add 5, then multiply by 3 ..."), parameterised
   (steps, operand range, operators, optional modulus, trace style). Its teacher writes every intermediate
   step inside `<think>` in "on" mode and only `\\boxed{answer}` in "off" mode.
+- `mod_chain`: the demo's fill-in-the-blank mod-10 chains, whose trace is the filled-in chain (small enough for
+  a 0.3M-parameter model to learn the toggle from).
 - `code`: small Python tasks with tests, in both test forms the filters run: functional (HumanEval-style
   `{"entry_point", "test"}`) and stdin/stdout (`{"stdio": [{"input", "output"}]}`).
 
