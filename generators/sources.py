@@ -2,8 +2,8 @@
 
 - `file`: jsonl / parquet files (or folders), a column mapping naming the question, expected answer, tests;
   rows that already hold `input` messages (published rows, prompt records) reuse them.
-- `hf`: a Hugging Face dataset through `datasets.load_dataset` (any split and config), or a folder written by
-  `save_to_disk`, with the same column mapping.
+- `hf`: a Hugging Face dataset through `schemas.hub.load_hub_dataset` (any split and config; failures are one
+  HubError naming the dataset and the cause), or a folder written by `save_to_disk`, with the same column mapping.
 - `published`: Llama-Nemotron published rows (or internal records): their `input` is reused, output ignored.
 - `procedural`: a built-in task of `procedural.py` (`path` is the task name, `params` its parameters).
 
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from thinktoggle.schemas.hub import load_hub_dataset
 from thinktoggle.schemas.io import RowRead, is_saved_hf_dataset, iter_records, iter_rows
 from thinktoggle.schemas.record import CATEGORIES, Record
 
@@ -157,7 +158,7 @@ def _hf_rows(config: SourceConfig) -> Iterator[RowRead]:
                 raise ValueError(f"{path}: no split {config.split!r} (has {sorted(loaded)})")
             loaded = loaded[config.split]
     else:
-        loaded = datasets.load_dataset(config.path, name=config.config or None, split=config.split)
+        loaded = load_hub_dataset(config.path, config.config or None, split=config.split)
     name = f"{config.path}[{config.split}]"
     for i, row in enumerate(loaded, start=1):
         yield RowRead(name, i, row=dict(row))

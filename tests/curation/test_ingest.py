@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -312,8 +314,13 @@ def test_a_hub_split_that_cannot_be_read_is_reported_not_raised(hub_like_folder,
 
 
 def test_ingest_from_a_hub_id(hub_like_folder, tmp_path, monkeypatch, offline):
-    """The live Hub is out of reach here: `datasets.load_dataset` is redirected at that boundary only, from the
-    Hub id to the same call on a local folder; everything else is the real code path."""
+    """The live Hub is out of reach here: faked at the network boundary only. The access check gets the Hub's
+    answer for a public dataset, and `datasets.load_dataset` is redirected from the Hub id to the same call on
+    a local folder; everything else is the real code path."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.hf_api import DatasetInfo
+
+    monkeypatch.setattr(HfApi, "dataset_info", lambda self, repo_id, **_: DatasetInfo(id=repo_id, gated=False))
     real_load_dataset = datasets.load_dataset
     calls = []
 
@@ -331,6 +338,46 @@ def test_ingest_from_a_hub_id(hub_like_folder, tmp_path, monkeypatch, offline):
     assert written_rows(tmp_path / "out") == [expected_v11(v11_row("old1", version="v1"))]
     not_an_id = invoke("ingest", "no-such-thing", "--out", str(tmp_path / "o2"))
     assert not_an_id.exit_code == 2 and "not a Hub dataset id" in not_an_id.output
+
+
+def _resolves(host: str) -> bool:
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    ("env", "cause"),
+    [
+        ({"HF_HUB_OFFLINE": "1"}, "offline (HF_HUB_OFFLINE=1) and not in the local cache"),
+        # The discard port of this machine: nothing listens, the connection is refused at once.
+        ({"HF_ENDPOINT": "http://127.0.0.1:9"}, "cannot reach the Hub at http://127.0.0.1:9 (ConnectError: "),
+        ({}, "cannot reach the Hub at https://huggingface.co (ConnectError: "),
+    ],
+    ids=["HF_HUB_OFFLINE=1", "hub-refuses-connections", "no-network"],
+)
+def test_ingest_from_a_hub_out_of_reach_is_one_error_line(tmp_path, env, cause):
+    """The installed console script in its own process, nothing faked: one `error:` line naming the dataset
+    and the cause, exit code 2, nothing written. Fast: huggingface_hub's own retries (about 25 s) never start,
+    and HF_HUB_ETAG_TIMEOUT bounds the one request on a network that drops packets instead of refusing."""
+    if not env and _resolves("huggingface.co"):
+        pytest.skip("huggingface.co resolves here: the no-network case runs on a machine without network")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_OFFLINE"))}
+    environ |= {"HF_HOME": str(tmp_path / "hf-home"), "HF_HUB_ETAG_TIMEOUT": "5", **env}  # an empty cache
+    script = str(Path(sys.executable).parent / "thinktoggle")
+    done = subprocess.run(
+        [script, "ingest", HUB_ID, "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=environ,
+    )
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.startswith(f"error: Hub dataset {HUB_ID}: {cause}"), done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert not (tmp_path / "out").exists()
 
 
 # --- streaming ---------------------------------------------------------------------------------------------

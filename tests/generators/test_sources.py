@@ -78,6 +78,32 @@ def test_hf_dataset_through_load_dataset_offline(tmp_path, monkeypatch):
     assert len(limited) == 1
 
 
+def test_hf_source_errors_name_the_dataset_and_the_cause(tmp_path, monkeypatch):
+    """A misspelled Hub id: the Hub's answer is faked at the network boundary only (HfApi.dataset_info raises
+    huggingface_hub's own RepositoryNotFoundError, as the Hub's 401 RepoNotFound makes it). A missing split of a
+    local dataset folder is real."""
+    import huggingface_hub
+    from huggingface_hub.errors import RepositoryNotFoundError
+    from huggingface_hub.utils import httpx
+
+    from thinktoggle.schemas.hub import HubError
+
+    def not_found(self, repo_id, **kwargs):
+        request = httpx.Request("GET", f"https://huggingface.co/api/datasets/{repo_id}")
+        raise RepositoryNotFoundError("401 Client Error.", response=httpx.Response(401, request=request))
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # whatever the caller's env says
+    monkeypatch.setattr(huggingface_hub.HfApi, "dataset_info", not_found)
+    typo = SourceConfig(type="hf", path="AI-MO/NuminaMath-CoTT", columns=COLUMNS)
+    with pytest.raises(HubError, match=r"^Hub dataset AI-MO/NuminaMath-CoTT: no such dataset on the Hub \(misspelled"):
+        load_prompts([typo])
+    folder = tmp_path / "local"
+    folder.mkdir()
+    (folder / "train.jsonl").write_text(json.dumps({"problem": "q"}) + "\n")
+    with pytest.raises(HubError, match=r"local: no split 'test'; it has train$"):
+        load_prompts([SourceConfig(type="hf", path=str(folder), split="test", columns=COLUMNS)])
+
+
 def test_saved_dataset_dict(tmp_path):
     import datasets
 
