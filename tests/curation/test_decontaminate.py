@@ -99,25 +99,54 @@ def test_ngram_size_is_configurable(benchmarks, tmp_path):
     assert default.kept == 2 and open_r1.dropped == {"contaminated:math500": 2}
 
 
+def hub_answers(monkeypatch, gated=False, granted=True):
+    """The Hub's answers to the access check, faked at the network boundary only (HfApi's two calls), with
+    huggingface_hub's own GatedRepoError where the Hub refuses a gated dataset."""
+    from huggingface_hub import HfApi, constants
+    from huggingface_hub.errors import GatedRepoError
+    from huggingface_hub.hf_api import DatasetInfo
+    from huggingface_hub.utils import httpx
+
+    def auth_check(self, repo_id, **kwargs):
+        if not granted:
+            request = httpx.Request("GET", f"https://huggingface.co/api/datasets/{repo_id}/auth-check")
+            raise GatedRepoError("401 Client Error.", response=httpx.Response(401, request=request))
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # whatever the caller's environment says
+    monkeypatch.setattr(HfApi, "dataset_info", lambda self, repo_id, **_: DatasetInfo(id=repo_id, gated=gated))
+    monkeypatch.setattr(HfApi, "auth_check", auth_check)
+
+
 def test_hub_benchmark_goes_through_datasets_load_dataset(monkeypatch, tmp_path):
-    # The Hub cannot be reached here: only the network boundary (datasets.load_dataset) is replaced, by a
-    # function that checks the arguments and serves a real in-memory `datasets.Dataset`.
+    # The Hub cannot be reached here: only the network boundary is replaced, the access check by the Hub's
+    # answers and datasets.load_dataset by a function that checks the arguments and serves a real in-memory
+    # `datasets.Dataset`.
     import datasets
 
     calls = []
 
-    def fake_load_dataset(path, name=None, split=None):
-        calls.append((path, name, split))
+    def fake_load_dataset(path, name=None, split=None, streaming=False):
+        calls.append((path, name, split, streaming))
         return datasets.Dataset.from_list([{"Question": MATH_ITEMS[1]}])
 
+    hub_answers(monkeypatch, gated="manual")
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     bench = BenchmarkConfig(
         name="gpqa", hub_id="Idavidrein/gpqa", hub_config="gpqa_diamond", split="train", columns=("Question",)
     )
     index = NgramIndex.build(DecontaminateConfig(ngram=8, benchmarks=(bench,)))
-    assert calls == [("Idavidrein/gpqa", "gpqa_diamond", "train")]
+    assert calls == [("Idavidrein/gpqa", "gpqa_diamond", "train", False)]
     assert index.summary["gpqa"]["items"] == 1
     assert index.match("so: how many positive divisors does the number 3600 have? give a complete")[0] == "gpqa"
+
+
+def test_a_gated_hub_benchmark_is_one_error_naming_it(monkeypatch):
+    from thinktoggle.schemas.hub import HubError
+
+    hub_answers(monkeypatch, gated="manual", granted=False)
+    bench = BenchmarkConfig(name="gpqa", hub_id="Idavidrein/gpqa", hub_config="gpqa_diamond", split="train")
+    with pytest.raises(HubError, match=r"^Hub dataset Idavidrein/gpqa: gated: log in \(HF_TOKEN or `hf auth login`\)"):
+        NgramIndex.build(DecontaminateConfig(benchmarks=(bench,)))
 
 
 def test_bad_benchmark_input_names_the_problem(tmp_path):
