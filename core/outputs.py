@@ -66,11 +66,13 @@ class StageOutputs:
         prefix: str = "part",
         keep: KeepPolicy = KEEP_PASS,
         rows_per_shard: int = 100_000,
+        write_kept: bool = True,
     ) -> None:
         self.out_dir = Path(out_dir)
         self.stage = stage
         self.prefix = prefix
         self.keep_policy = keep
+        self.write_kept = write_kept  # False: kept records are counted only (train: they are its input as it is)
         self.stats = StageStats(stage)
         self._writers = ExitStack()
         self._open = {
@@ -104,7 +106,8 @@ class StageOutputs:
     def keep(self, record: Record) -> None:
         self.stats.n_in += 1
         self.stats.keep()
-        self._open[KEPT].write(record_to_arrow_row(record))
+        if self.write_kept:
+            self._open[KEPT].write(record_to_arrow_row(record))
 
     def drop(self, record: Record, reason: str, detail: str = "", source: str = "") -> None:
         """Drop `record` for `reason` (a stable key counted in stats); `detail` says what matched."""
@@ -187,19 +190,9 @@ def rank_prefix(rank: int) -> str:
     return f"rank{rank:05d}"
 
 
-def refuse_slurm(executor: ExecutorConfig, stage: str) -> None:
-    """Stages merge their ranks' results in the calling process, which a Slurm array would leave behind."""
-    if executor.type == "slurm":
-        raise ValueError(
-            f"{stage}: merges its ranks' results in this process: run it inside a Slurm allocation with a local "
-            "executor (`thinktoggle run` does this: one Slurm job per stage)"
-        )
-
-
 def run_record_stage(step: RecordStageStep, executor: ExecutorConfig, job_name: str) -> StageStats:
     """Run `step` over its inputs with the configured executor (one task per input file at most)."""
     out_dir = Path(step.out_dir)
-    refuse_slurm(executor, job_name)
     n_files = len(discover_files(step.inputs))
     config = replace(executor, tasks=max(1, min(executor.tasks, n_files)))
     runner = make_executor(config, [step], logs_dir(out_dir), job_name=job_name)

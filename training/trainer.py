@@ -31,9 +31,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from thinktoggle.core.outputs import StageOutputs, clear_partial
+from thinktoggle.core.stats import StageStats
 from thinktoggle.schemas.io import atomic_write_text, iter_records
 from thinktoggle.schemas.record import Record
-from thinktoggle.core.stats import StageStats
 
 IGNORE = -100  # label of tokens that carry no loss
 
@@ -96,18 +97,17 @@ class TrainConfig:
 # ------------------------------------------------------------------------------------------------- the data
 
 
-def read_examples(inputs: list[Path], stats: StageStats) -> list[Record]:
-    """Records with an answer to learn from. Unreadable rows are failed, empty outputs dropped (with reasons)."""
+def read_examples(inputs: list[Path], outputs: StageOutputs) -> list[tuple[Record, str]]:
+    """Records with an answer to learn from, with where each was read. Unreadable rows fail, empty outputs are
+    dropped: both written with their reasons (outputs)."""
     records = []
     for read, record in iter_records(inputs):
-        stats.n_in += 1
         if record is None:
-            stats.fail(f"unreadable: {read.field}")
-            print(f"train: skipping {read.where}: {read.field}: {read.error}")
+            outputs.fail_read(read)
         elif not record.output.strip():
-            stats.drop("empty_output")
+            outputs.drop(record, "empty_output", "nothing to learn from", read.where)
         else:
-            records.append(record)
+            records.append((record, read.where))
     return records
 
 
@@ -167,14 +167,16 @@ class Example:
     reasoning: str
 
 
-def tokenize_examples(tokenizer, records: list[Record], seq_len: int, stats: StageStats) -> list[Example]:
+def tokenize_examples(
+    tokenizer, records: list[tuple[Record, str]], seq_len: int, outputs: StageOutputs
+) -> list[Example]:
     examples = []
-    rendered = render_conversations(tokenizer, [conversation(r) for r in records])
-    for record, (ids, mask) in zip(records, rendered, strict=True):
+    rendered = render_conversations(tokenizer, [conversation(r) for r, _ in records])
+    for (record, where), (ids, mask) in zip(records, rendered, strict=True):
         if len(ids) > seq_len:
-            stats.drop("longer_than_seq_len")
+            outputs.drop(record, "longer_than_seq_len", f"{len(ids)} tokens > seq_len {seq_len}", where)
             continue
-        stats.keep()
+        outputs.keep(record)
         examples.append(Example(ids, mask, record.reasoning))
     return examples
 
@@ -331,13 +333,15 @@ def run_train(config: TrainConfig, inputs: list[Path], out_dir: Path, executor: 
     device = "cuda" if config.device == "auto" and torch.cuda.is_available() else config.device
     device = "cpu" if device == "auto" else device
 
-    stats = StageStats("train")
-    records = read_examples([Path(p) for p in inputs], stats)
-    if not records:
-        raise ValueError(f"train: no usable records in {[str(p) for p in inputs]}")
     resume = checkpoint_dirs(out_dir)[-1] if checkpoint_dirs(out_dir) else None
-    model, tokenizer = build_or_load(config, records, resume)
-    examples = tokenize_examples(tokenizer, records, config.seq_len, stats)
+    clear_partial(out_dir, "part")  # the dropped/ and failed/ of an interrupted run: rewritten below
+    with StageOutputs(out_dir, "train", write_kept=False) as outputs:
+        records = read_examples([Path(p) for p in inputs], outputs)
+        if not records:
+            raise ValueError(f"train: no usable records in {[str(p) for p in inputs]}")
+        model, tokenizer = build_or_load(config, [r for r, _ in records], resume)
+        examples = tokenize_examples(tokenizer, records, config.seq_len, outputs)
+    stats = outputs.stats
     if not examples:
         raise ValueError(f"train: every example is longer than seq_len={config.seq_len}")
     model.to(device).train()

@@ -187,9 +187,13 @@ def test_rerun_of_a_finished_run_does_nothing(trained):
     assert (trained / "run" / "model" / "model.safetensors").stat().st_mtime_ns == before
 
 
-def test_unreadable_rows_are_counted_and_named(tmp_path, capsys):
+def test_unreadable_rows_are_counted_and_named(tmp_path):
+    import polars as pl
+
     data = write_dataset(tmp_path / "data", n=8)
     (data / "bad.jsonl").write_text('{"input": "not a list"}\n')
     stats = run_train(replace(TINY, max_steps=2, save_every=0), [data], tmp_path / "run")
     assert stats.n_in == 17 and stats.kept == 16 and stats.n_failed == 1
-    assert "bad.jsonl:1" in capsys.readouterr().out
+    failed = pl.read_parquet(tmp_path / "run" / "failed")
+    assert failed["source"].to_list() == [f"{data / 'bad.jsonl'}:1"] and failed["stage"][0] == "train"
+    assert not (tmp_path / "run" / "kept").exists()  # the kept examples are the input itself: not copied
