@@ -67,11 +67,11 @@ def run_make(config: MakeConfig, inputs: list[Path], out_dir: Path, executor: Ex
         raise RuntimeError("teacher 'FAIL' always fails (a stage failure for the tests)")
     stats = StageStats("make")
     for start in range(0, config.count, 5):
-        shard = out_dir / f"part-{start // 5:05d}-00000.parquet"
+        shard = out_dir / "kept" / f"part-{start // 5:05d}-00000.parquet"
         numbers = range(start, min(start + 5, config.count))
         if not shard.exists():
             time.sleep(config.delay_s)
-            with ShardWriter(out_dir, RECORD_SCHEMA, prefix=f"part-{start // 5:05d}") as writer:
+            with ShardWriter(out_dir / "kept", RECORD_SCHEMA, prefix=f"part-{start // 5:05d}") as writer:
                 for i in numbers:
                     writer.write(record_to_arrow_row(_record(i + config.seed, config.teacher.model)))
         for _ in numbers:
@@ -82,7 +82,7 @@ def run_make(config: MakeConfig, inputs: list[Path], out_dir: Path, executor: Ex
 
 
 class _KeepEven:
-    """A datatrove step: reads this rank's share of the input files, writes kept ones, counts the rest."""
+    """A datatrove step: reads this rank's share of the input files, routes each through StageOutputs."""
 
     name = "keep_even"
     type = "filter"
@@ -91,47 +91,34 @@ class _KeepEven:
         self.inputs, self.out_dir, self.config = inputs, out_dir, config
 
     def __call__(self, data, rank: int = 0, world_size: int = 1):
-        import json
+        from thinktoggle.core.outputs import StageOutputs, rank_prefix
+        from thinktoggle.schemas.io import discover_files, iter_records
 
-        from thinktoggle.schemas.arrow import RECORD_SCHEMA
-        from thinktoggle.schemas.convert import record_to_arrow_row
-        from thinktoggle.schemas.io import ShardWriter, discover_files, iter_records
-
-        stats = StageStats("keep_even")
         files = discover_files(self.inputs)[rank::world_size]
-        out = Path(self.out_dir)
-        with ShardWriter(out, RECORD_SCHEMA, prefix=f"kept-{rank:05d}") as writer:
-            for _, record in iter_records(files):
-                stats.n_in += 1
+        with StageOutputs(self.out_dir, "keep_even", prefix=rank_prefix(rank)) as outputs:
+            for read, record in iter_records(files):
                 time.sleep(self.config.delay_s)
                 n = record.metadata["n"]
                 if n % 2:
-                    stats.drop("odd")
+                    outputs.drop(record, "odd", source=read.where)
                 elif self.config.drop_multiples_of and n % self.config.drop_multiples_of == 0:
-                    stats.drop(f"multiple_of_{self.config.drop_multiples_of}")
+                    outputs.drop(record, f"multiple_of_{self.config.drop_multiples_of}", source=read.where)
                 else:
-                    stats.keep()
-                    writer.write(record_to_arrow_row(record))
-        (out / "ranks").mkdir(exist_ok=True)
-        (out / "ranks" / f"{rank:05d}.json").write_text(json.dumps(stats.to_dict()))
+                    outputs.keep(record)
+        outputs.write_rank_stats()
         yield from ()
 
 
 def run_keep_even(
     config: KeepEvenConfig, inputs: list[Path], out_dir: Path, executor: ExecutorConfig = ExecutorConfig()
 ):
-    import json
-
     from thinktoggle.core.executors import make_executor
+    from thinktoggle.core.outputs import merge_rank_stats
 
     out_dir.mkdir(parents=True, exist_ok=True)
     step = _KeepEven([str(p) for p in inputs], str(out_dir), config)
     make_executor(executor, [step], out_dir / "logs", job_name="keep_even").run()
-    total = StageStats("keep_even")
-    for path in sorted((out_dir / "ranks").glob("*.json")):
-        total.merge(StageStats.from_dict(json.loads(path.read_text())))
-    total.write(out_dir / "stats.json")
-    return total
+    return merge_rank_stats(out_dir, "keep_even")
 
 
 def toy_stages():
