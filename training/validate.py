@@ -3,9 +3,9 @@
     held-out prompts (records with an expected answer) → for each mode: the mode's system prompt, the paper's
     decoding (on: T=0.6, top-p 0.95; off: greedy) → the model's answers → per answer:
       compliant  on: one closed, non-empty `<think>` block at the start, then a non-empty answer;
-                 off: no think tags, a non-empty answer  (schemas/think.py, the format filter's rule)
+                 off: no think tags, a non-empty answer  (`filters.format.output_problem`: the format filter's rule)
       correct    compliant and the final answer verified equal to the expected one by the math filter's
-                 verifier (filters/math.py via its bounded worker pool): the same check the data passed
+                 verifier (`filters.math.verify_math_many`, its bounded worker pool): the same check the data passed
     → report.json (per mode: n, compliance, accuracy, mean response tokens; per answer: the details) and a table.
 
 An answer that is not compliant is never counted correct: a model that ignores the toggle gets no credit
@@ -19,11 +19,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from thinktoggle.core.stats import StageStats
+from thinktoggle.filters.format import output_problem
+from thinktoggle.filters.math import verify_math_many
 from thinktoggle.generators.engines.base import ChatRequest, SamplingConfig
+from thinktoggle.generators.engines.config import EngineConfig
 from thinktoggle.schemas.io import atomic_write_text
 from thinktoggle.schemas.record import Record
-from thinktoggle.core.stats import StageStats
-from thinktoggle.schemas.think import split_output, system_prompt_for
+from thinktoggle.schemas.think import system_prompt_for
 
 MODES = ("on", "off")
 
@@ -34,28 +37,23 @@ class ValidateConfig:
 
     prompts: str = ""  # held-out prompts: files/folders of records or published rows with expected answers
     model: str = ""  # checkpoint folder; "" = `<input>/model` (the train stage's output)
-    engine: str = "auto"  # auto (vLLM where installed) | vllm | transformers
-    modes: tuple[str, ...] = MODES
-    sampling_on: SamplingConfig = SamplingConfig(n=1, temperature=0.6, top_p=0.95, max_tokens=256)
-    sampling_off: SamplingConfig = SamplingConfig(n=1, temperature=0.0, top_p=1.0, max_tokens=256)
+    engine: EngineConfig = EngineConfig(kind="auto")  # kind: auto (vLLM where installed), vllm or transformers
+    modes: tuple[str, ...] = MODES  # the modes to validate
+    sampling_on: SamplingConfig = SamplingConfig(n=1, temperature=0.6, top_p=0.95, max_tokens=256)  # on mode
+    sampling_off: SamplingConfig = SamplingConfig(n=1, temperature=0.0, top_p=1.0, max_tokens=256)  # off mode
     limit: int = 0  # score only the first `limit` prompts (0: all)
-    seed: int = 0
-    verify_timeout_s: float = 10.0
-    verify_processes: int = 1
+    seed: int = 0  # the engine's seed; request i is seeded seed + i
+    verify_timeout_s: float = 10.0  # seconds per answer for the math verifier
+    verify_processes: int = 1  # math verifier worker processes
 
     def __post_init__(self) -> None:
-        if self.engine not in ("auto", "vllm", "transformers"):
-            raise ValueError(f"validate.engine: expected auto, vllm or transformers, got {self.engine!r}")
+        if self.engine.kind not in ("auto", "vllm", "transformers"):
+            raise ValueError(f"validate.engine: kind auto, vllm or transformers, got {self.engine.kind!r}")
         if not self.modes or any(m not in MODES for m in self.modes):
             raise ValueError(f"validate.modes: expected a non-empty subset of {MODES}, got {list(self.modes)}")
 
     def sampling(self, mode: str) -> SamplingConfig:
         return self.sampling_on if mode == "on" else self.sampling_off
-
-
-def is_compliant(output: str, mode: str) -> bool:
-    """On: a closed, non-empty think block at the start, then an answer. Off: no think tags, an answer."""
-    return split_output(output).problem(mode) is None
 
 
 @dataclass
@@ -77,23 +75,23 @@ class ModeScore:
         }
 
 
-def score_answers(answers: list[dict[str, Any]], verify=None, timeout_s: float = 10.0) -> dict[str, Any]:
+def score_answers(answers: list[dict[str, Any]], timeout_s: float = 10.0, processes: int = 1) -> dict[str, Any]:
     """Score answers `{"mode", "output", "expected_answer", "tokens"}` in place (adds compliant, verdict,
-    correct) and return the per-mode summary. `verify(pairs) -> verdicts` defaults to the math filter's pool."""
-    if verify is None:
-        verify = _math_verifier(timeout_s)
-    compliant = [is_compliant(a["output"], a["mode"]) for a in answers]
-    pending = [i for i, ok in enumerate(compliant) if ok]
-    verdicts = verify([(answers[i]["output"], answers[i]["expected_answer"]) for i in pending])
+    correct) and return the per-mode summary, with the filters' own checks: the format filter's
+    `output_problem` for compliance, the math filter's `verify_math_many` for correctness."""
+    problems = [output_problem(a["output"], a["mode"]) for a in answers]
+    pending = [i for i, problem in enumerate(problems) if problem is None]
+    pairs = [(answers[i]["output"], answers[i]["expected_answer"]) for i in pending]
+    verdicts = verify_math_many(pairs, timeout_s=timeout_s, processes=processes) if pairs else []
     by_index = dict(zip(pending, verdicts, strict=True))
     scores: dict[str, ModeScore] = {}
     for i, answer in enumerate(answers):
         score = scores.setdefault(answer["mode"], ModeScore())
         score.n += 1
         score.tokens += int(answer.get("tokens", 0))
-        answer["compliant"] = compliant[i]
-        if not compliant[i]:
-            reason = split_output(answer["output"]).problem(answer["mode"]) or "format"
+        answer["compliant"] = problems[i] is None
+        if problems[i] is not None:
+            reason = problems[i]
             answer.update(verdict="fail", reason=reason, correct=False)
             score.reasons[reason] = score.reasons.get(reason, 0) + 1
             continue
@@ -106,18 +104,6 @@ def score_answers(answers: list[dict[str, Any]], verify=None, timeout_s: float =
             reason = verdict.reason or verdict.verdict
             score.reasons[reason] = score.reasons.get(reason, 0) + 1
     return {mode: scores[mode].row() for mode in MODES if mode in scores}
-
-
-def _math_verifier(timeout_s: float, processes: int = 1):
-    def verify(pairs: list[tuple[str, str | None]]):
-        from thinktoggle.filters.math_pool import MathVerifierPool
-
-        if not pairs:
-            return []
-        with MathVerifierPool(processes=processes, row_timeout_s=timeout_s) as pool:
-            return [r.to_verdict() for r in pool.verify_many(pairs)]
-
-    return verify
 
 
 def read_prompts(source: str | Path, stats: StageStats, limit: int = 0) -> list[Record]:
@@ -159,11 +145,12 @@ def format_table(summary: dict[str, Any]) -> str:
 def validate_model(
     model_dir: Path, prompts: list[Record], config: ValidateConfig, engine: Any = None
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Answer every prompt in every mode with `engine` (opened on `model_dir` if None); score the answers."""
-    from thinktoggle.training.inference import open_engine
+    """Answer every prompt in every mode with `engine` (built from `config.engine` on `model_dir` if None);
+    score the answers."""
+    from thinktoggle.generators.engines.factory import make_engine
 
     own = engine is None
-    engine = engine or open_engine(model_dir, config.engine, seed=config.seed)
+    engine = engine or make_engine(config.engine, str(model_dir), seed=config.seed)
     answers: list[dict[str, Any]] = []
     try:
         for mode in config.modes:
@@ -195,7 +182,7 @@ def validate_model(
     finally:
         if own:
             engine.close()
-    summary = score_answers(answers, _math_verifier(config.verify_timeout_s, config.verify_processes))
+    summary = score_answers(answers, config.verify_timeout_s, config.verify_processes)
     for row in summary.values():
         row["engine"] = f"{engine.name} {engine.version}"
     return summary, answers

@@ -1,10 +1,13 @@
-"""Toggle validation scoring: a hand-made set of model outputs, scored by the real math verifier pool."""
+"""Toggle validation scoring: a hand-made set of model outputs, scored by the filters' own checks (the format
+filter's `output_problem`, the math filter's verifier pool) and the validate config's engine settings."""
 
 from __future__ import annotations
 
 import pytest
 
-from thinktoggle.training.validate import format_table, is_compliant, score_answers
+from thinktoggle.filters.format import output_problem
+from thinktoggle.generators.engines.config import EngineConfig
+from thinktoggle.training.validate import ValidateConfig, format_table, score_answers
 
 # (mode, output, expected answer, compliant, correct)
 TRUTH_TABLE = [
@@ -25,8 +28,8 @@ TRUTH_TABLE = [
 
 
 @pytest.mark.parametrize(("mode", "output", "expected", "compliant", "correct"), TRUTH_TABLE)
-def test_compliance_rule(mode, output, expected, compliant, correct):
-    assert is_compliant(output, mode) is compliant
+def test_compliance_rule_is_the_format_filters(mode, output, expected, compliant, correct):
+    assert (output_problem(output, mode) is None) is compliant
 
 
 def test_scores_a_hand_made_output_set():
@@ -48,3 +51,10 @@ def test_scores_a_hand_made_output_set():
     assert summary["on"]["reasons"]["no_think"] == 1 and summary["off"]["reasons"]["think_in_off_mode"] == 1
     table = format_table(summary)
     assert "accuracy on - off" in table and "compliance" in table
+
+
+def test_engine_settings_nest_and_only_local_engines_validate():
+    assert ValidateConfig().engine == EngineConfig(kind="auto")
+    assert ValidateConfig(engine=EngineConfig(kind="transformers", device="cpu")).engine.device == "cpu"
+    with pytest.raises(ValueError, match="validate.engine: kind auto, vllm or transformers"):
+        ValidateConfig(engine=EngineConfig(kind="procedural"))
