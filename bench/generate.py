@@ -36,6 +36,7 @@ def main() -> None:
     from vllm import LLM
 
     from thinktoggle.generators.engines.base import ChatRequest, SamplingConfig
+    from thinktoggle.generators.engines.config import EngineConfig
     from thinktoggle.generators.engines.vllm_offline import VLLMEngine
     from thinktoggle.generators.generate import GenerateConfig, request_seed, run_generate
     from thinktoggle.generators.procedural import procedural_records
@@ -61,7 +62,7 @@ def main() -> None:
     prompts = procedural_records("arithmetic", args.prompts, seed=0)
     src = write_prompts(prompts, work / "prompts.parquet")
     config = GenerateConfig(
-        engine="vllm",
+        engine=EngineConfig(kind="vllm"),  # the engine is the `llm` above, shared with the raw side
         teacher_on=model,
         sampling_on=SamplingConfig(n=args.n_on, temperature=0.6, top_p=0.95, max_tokens=args.max_tokens),
         sampling_off=SamplingConfig(n=1, temperature=0.0, top_p=1.0, max_tokens=args.max_tokens),

@@ -111,7 +111,7 @@ class JudgeConfig:
     def check_runnable(self) -> None:
         """What a run needs beyond the defaults (the filter stage calls this when `judge` is in `only`)."""
         if self.engine is None:
-            raise ValueError("engine: required when the judge filter runs, e.g. {kind: vllm} or {kind: openai, base_url: ...}")
+            raise ValueError("engine: required when the judge filter runs, e.g. {kind: vllm, tp: 2}")
         if self.engine.kind == "procedural":
             raise ValueError("engine: the procedural engine cannot judge (vllm, openai, transformers or auto)")
         if not self.model:

@@ -15,8 +15,8 @@ import yaml
 from typer.testing import CliRunner
 
 from thinktoggle.cli.main import app
-from thinktoggle.runner.recipe import load_recipe
 from thinktoggle.generators.sources import SourceConfig, iter_source
+from thinktoggle.runner.recipe import load_recipe
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 ALL = sorted(RECIPES.glob("*.yaml"))
@@ -86,8 +86,8 @@ def test_real_recipes_state_their_gpus_cost_and_paper_setting(recipe):
 def test_gpu_stages_ask_slurm_for_gpus():
     math = load_recipe(RECIPES / "nemotron-math.yaml")
     generate = math.stage("generate")
-    assert generate.executor.gpus_per_task == generate.config.tp * generate.config.dp == 8
-    assert math.stage("filter").executor.gpus_per_task == math.stage("filter").config.judge.tp
+    assert generate.executor.gpus_per_task == generate.config.engine.tp * generate.config.dp == 8
+    assert math.stage("filter").executor.gpus_per_task == math.stage("filter").config.judge.engine.tp
     assert math.stage("dedup").executor.gpus_per_task == 0
     nano = load_recipe(RECIPES / "nano-sft.yaml")
     assert nano.stage_names == ["train", "validate"] and nano.stage("train").executor.gpus_per_task == 1

@@ -161,13 +161,15 @@ def test_shipped_recipes_validate_against_the_real_stages(name):
 
 def test_real_stage_errors_name_key_and_line():
     with pytest.raises(RecipeError) as info:
-        load_recipe(RECIPES / "demo-curation.yaml", ["generate.engine=vlm", "sources.0.limt=3"])
+        load_recipe(RECIPES / "demo-curation.yaml", ["generate.engine.kind=vlm", "sources.0.limt=3"])
     found = "\n".join(info.value.problems)
-    assert "--set generate.engine=vlm: generate.engine: expected one of 'vllm', 'openai', 'procedural'" in found
+    assert (
+        "--set generate.engine.kind=vlm: generate.engine.kind: expected one of 'vllm', 'openai', 'procedural'" in found
+    )
     assert "(did you mean 'vllm'?)" in found
     assert "sources.0.limt: unknown key (did you mean 'limit'?)" in found
     with pytest.raises(RecipeError, match=r"demo-curation.yaml:\d+: generate.teacher_on: required for the vllm"):
-        load_recipe(RECIPES / "demo-curation.yaml", ["generate.engine=vllm"])
+        load_recipe(RECIPES / "demo-curation.yaml", ["generate.engine.kind=vllm"])
 
 
 @pytest.mark.parametrize("path", sorted(RECIPES.glob("*.yaml")), ids=lambda p: p.name)

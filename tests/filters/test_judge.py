@@ -12,15 +12,16 @@ import pytest
 from _filter_rows import off, on, record
 
 from thinktoggle.core.executors import ExecutorConfig, make_executor
+from thinktoggle.core.stats import StageStats
 from thinktoggle.filters.judge import JudgeConfig, JudgeFilter, parse_judgement, render_prompt, verdict_from_completion
 from thinktoggle.filters.stage import FilterConfig, run_filter
 from thinktoggle.filters.steps import FilterStageWriter, KeepPolicy, RecordReader
 from thinktoggle.generators.engines.base import Completion, SamplingConfig
+from thinktoggle.generators.engines.config import EngineConfig
 from thinktoggle.schemas.arrow import RECORD_SCHEMA
 from thinktoggle.schemas.convert import record_to_arrow_row
 from thinktoggle.schemas.io import ShardWriter
 from thinktoggle.schemas.record import Verdict
-from thinktoggle.core.stats import StageStats
 
 # (judge reply, what it says: True = Yes, False = No, None = no verdict)
 TRUTH_TABLE = [
@@ -88,17 +89,22 @@ def test_config_refuses_what_cannot_work(changes, message):
 
 def test_filter_stage_requires_a_judge_model_and_engine_only_when_the_judge_runs():
     FilterConfig()  # the judge is opt-in: the default filters need no model
-    with pytest.raises(ValueError, match="judge: engine: vllm or openai required"):
+    with pytest.raises(ValueError, match="judge: engine: required when the judge filter runs"):
         FilterConfig(only=("format", "judge"))
     with pytest.raises(ValueError, match="judge: model: required"):
-        FilterConfig(only=("judge",), judge=JudgeConfig(engine="vllm"))
-    with pytest.raises(ValueError, match="judge: base_url: required"):
-        FilterConfig(only=("judge",), judge=JudgeConfig(engine="openai", model="m"))
+        FilterConfig(only=("judge",), judge=JudgeConfig(engine=EngineConfig(kind="vllm")))
+    with pytest.raises(ValueError, match="judge: engine: the procedural engine cannot judge"):
+        FilterConfig(only=("judge",), judge=JudgeConfig(engine=EngineConfig(kind="procedural"), model="m"))
+    with pytest.raises(ValueError, match="base_url: required for the openai engine"):
+        JudgeConfig(engine=EngineConfig(kind="openai"), model="m")
 
 
 def test_which_rows_are_asked_and_outcomes_without_asking():
     config = JudgeConfig(
-        engine="vllm", model="never-built", categories=("math", "chat"), only_unverifiable_by=("math",)
+        engine=EngineConfig(kind="vllm"),
+        model="never-built",
+        categories=("math", "chat"),
+        only_unverifiable_by=("math",),
     )
     judge = JudgeFilter(config)
     unverified = Verdict("math", "unverifiable", "answer_unparsable")
@@ -115,7 +121,9 @@ def test_which_rows_are_asked_and_outcomes_without_asking():
     assert (judged[4].verdict.verdict, judged[4].verdict.reason.split(":")[0]) == ("unverifiable", "no_reference")
     assert judge._engine is None  # nothing needed the model: it was never loaded
 
-    chatty = JudgeFilter(JudgeConfig(engine="vllm", model="m", prompt="Rate: {answer}", system="Be strict."))
+    chatty = JudgeFilter(
+        JudgeConfig(engine=EngineConfig(kind="vllm"), model="m", prompt="Rate: {answer}", system="Be strict.")
+    )
     request = chatty.request(
         record("<think>\nhmm\n</think>\n\nfinal words", "on", category="chat", prompt="hi", gold=None)
     )
@@ -146,7 +154,7 @@ def test_judge_with_the_real_vllm_engine_through_a_datatrove_pipeline(vllm_llm, 
     rows.append(record("<think>\nstill thinking", "on", category="chat", prompt="unfinished"))  # no answer
     _write_records(tmp_path / "in", rows)
     config = JudgeConfig(
-        engine="vllm",
+        engine=EngineConfig(kind="vllm"),
         model="tiny",
         categories=("chat",),
         prompt=SHORT_PROMPT,
@@ -165,12 +173,12 @@ def test_judge_with_the_real_vllm_engine_through_a_datatrove_pipeline(vllm_llm, 
     assert judged[4].verdict is None and judged[5].verdict.reason.startswith("empty_answer")
 
     # the same filter as a datatrove step between the stage's reader and writer
-    pipeline = [RecordReader([str(tmp_path / "in")]), judge, FilterStageWriter(str(out), ["judge"], True)]
+    pipeline = [RecordReader([str(tmp_path / "in")], str(out), False), judge, FilterStageWriter(str(out), ["judge"])]
     make_executor(ExecutorConfig(tasks=1, workers=1), pipeline, out / "logs", job_name="judge-test").run()
-    stats = StageStats.read(out / "stats" / "rank00000.json")
+    stats = StageStats.read(out / "ranks" / "rank00000.json")
     assert stats.n_in == 6 == stats.kept + stats.n_dropped + stats.n_failed
     assert stats.dropped.get("empty_answer") == 1 and stats.n_failed == 0
-    kept = pl.read_parquet(out / "records")
+    kept = pl.read_parquet(out / "kept")
     judged_kept = kept.filter(pl.col("category") == "chat")
     assert judged_kept.height + stats.dropped.get("judge_said_no", 0) == 4  # unparsable (kept here) or yes/no
     assert kept.filter(pl.col("category") == "math").height == 1
@@ -193,18 +201,17 @@ def test_filter_stage_builds_the_judge_from_config_and_fails_rows_it_cannot_judg
     config = FilterConfig(
         only=("format", "judge"),
         judge=JudgeConfig(
-            engine="openai",
+            engine=EngineConfig(
+                kind="openai", base_url=f"http://127.0.0.1:{_closed_port()}/v1", retries=0, timeout=5.0
+            ),
             model="judge-model",
-            base_url=f"http://127.0.0.1:{_closed_port()}/v1",
             categories=("chat",),
             prompt="Is this a good reply to {question}?\n{answer}\nJudgement: Yes or No",
-            retries=0,
-            timeout=5.0,
         ),
     )
     stats = run_filter(config, [tmp_path / "in"], tmp_path / "out", ExecutorConfig(tasks=1, workers=1))
     assert (stats.n_in, stats.kept, stats.n_dropped, stats.n_failed) == (5, 0, 1, 4)
     assert stats.failed == {"judge_error": 4} and stats.dropped == {"no_think": 1}
     failed = pl.read_parquet(tmp_path / "out" / "failed")
-    assert set(failed["filter"]) == {"judge"}
+    assert set(failed["reason"]) == {"judge_error"}
     assert all("request_failed" in d and "APIConnectionError" in d for d in failed["detail"])

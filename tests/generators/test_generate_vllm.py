@@ -10,6 +10,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from thinktoggle.generators.engines.base import SamplingConfig
+from thinktoggle.generators.engines.config import EngineConfig
 from thinktoggle.generators.engines.vllm_offline import VLLMEngine
 from thinktoggle.generators.generate import GenerateConfig, run_generate
 from thinktoggle.generators.procedural import procedural_records
@@ -49,7 +50,7 @@ def prompts_file(tmp_path_factory):
 def test_offline_engine_pairs_provenance_and_normalisation(vllm_llm, tiny_model_dir, prompts_file, tmp_path):
     prompts, src = prompts_file
     config = GenerateConfig(
-        engine="vllm",
+        engine=EngineConfig(kind="vllm"),
         teacher_on=str(tiny_model_dir),
         sampling_on=SamplingConfig(n=2, temperature=0.6, top_p=0.95, max_tokens=24),
         sampling_off=SamplingConfig(n=1, temperature=0.0, top_p=1.0, max_tokens=24),
@@ -109,7 +110,11 @@ def test_qwen3_toggle_reaches_the_chat_template(vllm_llm, tiny_model_dir, prompt
     _, src = prompts_file
     greedy = SamplingConfig(n=1, temperature=0.0, top_p=1.0, max_tokens=12)
     base = GenerateConfig(
-        engine="vllm", teacher_on=str(tiny_model_dir), sampling_on=greedy, sampling_off=greedy, progress=False
+        engine=EngineConfig(kind="vllm"),
+        teacher_on=str(tiny_model_dir),
+        sampling_on=greedy,
+        sampling_off=greedy,
+        progress=False,
     )
     engine = VLLMEngine.from_llm(vllm_llm)
     nemotron = kept_records_by_key(run_and_read(base, src, tmp_path / "nemotron", engine))
@@ -132,3 +137,16 @@ def test_qwen3_toggle_reaches_the_chat_template(vllm_llm, tiny_model_dir, prompt
         sent = [{"role": "system", "content": "/think" if r.reasoning == "on" else "/no_think"}, *r.input]
         assert r.sampling["prompt_tokens"] == prompt_length(tokenizer, sent)
         assert r.system_prompt == f"detailed thinking {r.reasoning}"
+
+
+def test_default_engine_settings_start_on_this_machine(tiny_model_dir, prompts_file, tmp_path):
+    """Only the kind is given: the stage builds its own vLLM engine with the resolved defaults (without CUDA:
+    float32, eager, a KV cache in bytes, a context fitted to it), answers every prompt, and closes it."""
+    _, src = prompts_file
+    short = SamplingConfig(n=1, temperature=0.0, top_p=1.0, max_tokens=8)
+    config = GenerateConfig(
+        engine=EngineConfig(kind="vllm"), teacher_on=str(tiny_model_dir), sampling_on=short, sampling_off=short
+    )
+    stats = run_generate(config, [src], tmp_path / "out")
+    assert (stats.n_in, stats.kept, stats.n_failed) == (12, 12, 0)
+    assert all(r.sampling["engine"] == "vllm" for r in kept(tmp_path / "out"))
