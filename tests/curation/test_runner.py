@@ -175,7 +175,7 @@ def test_dry_run_plans_without_running_or_importing_vllm(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     for stage in ("sources", "generate", "filter", "dedup", "decontaminate", "mix"):
         assert stage in done.stdout
-    assert "engine=procedural" in done.stdout and "generate/kept/" in done.stdout
+    assert "engine.kind=procedural" in done.stdout and "generate/kept/" in done.stdout
     assert not (tmp_path / "plan").exists()
 
 
