@@ -1,12 +1,15 @@
-"""The recipe's `executor:` section, mapped onto datatrove's Local, Slurm and Ray executors.
+"""The recipe's `executor:` section, and the datatrove executor a stage runs its ranks with.
 
-Stages build a datatrove pipeline (a list of PipelineSteps) and hand it to `make_executor`; the executor
-decides where ranks run. Completion markers in `logging_dir` make reruns skip finished ranks.
+Stages build a datatrove pipeline (a list of PipelineSteps) and hand it to `make_executor`, which runs the ranks
+here (Local) or on a Ray cluster (Ray). Completion markers in `logging_dir` make reruns skip finished ranks.
+
+`type: slurm` never reaches a stage's own executor: under Slurm a whole stage runs as one sbatch job with a
+local executor inside (the one Slurm policy, in core/slurm.py), so `make_executor` refuses it.
 """
 
 from __future__ import annotations
 
-import math
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +25,9 @@ class ExecutorConfig:
     type: ExecutorType = "local"
     tasks: int = 1
     workers: int = -1  # -1: as many as tasks
-    # Slurm and Ray
+    # Slurm (the stage's one job asks for the per-task resources times the tasks that run at once) and Ray
     partition: str = ""
-    time: str = "24:00:00"
+    time: str = "24:00:00"  # the Slurm job's time limit; a wait for the job gives up a grace period after it
     cpus_per_task: int = 1
     mem_per_cpu_gb: float = 2.0
     gpus_per_task: int = 0
@@ -45,8 +48,27 @@ class ExecutorConfig:
             raise ValueError(f"workers: must be >= 1, or -1 for as many as tasks, got {self.workers}")
         if self.type == "slurm" and not self.partition:
             raise ValueError("partition: required when type is slurm")
+        if self.type == "slurm":
+            slurm_time_seconds(self.time)  # raises naming the field
         if min(self.cpus_per_task, self.nodes_per_task) < 1 or self.gpus_per_task < 0:
             raise ValueError("cpus_per_task and nodes_per_task must be >= 1, gpus_per_task >= 0")
+
+
+_SLURM_TIME = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
+
+
+def slurm_time_seconds(text: str) -> int:
+    """Seconds in a Slurm time limit: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS (as sbatch --time)."""
+    match = _SLURM_TIME.match(str(text).strip())
+    if not match:
+        raise ValueError(f"time: expected a Slurm time limit (HH:MM:SS, D-HH:MM:SS, MM, ...), got {text!r}")
+    days, first, second, third = match.groups()
+    if days is not None:  # D-HH[:MM[:SS]]
+        hours, minutes, seconds = int(first), int(second or 0), int(third or 0)
+        return int(days) * 86400 + hours * 3600 + minutes * 60 + seconds
+    if third is not None:  # HH:MM:SS
+        return int(first) * 3600 + int(second) * 60 + int(third)
+    return int(first) * 60 + int(second or 0)  # MM or MM:SS
 
 
 def make_executor(
@@ -56,12 +78,8 @@ def make_executor(
     job_name: str = "thinktoggle",
     depends: Any = None,
     skip_completed: bool = True,
-    **slurm_options: Any,
 ):
-    """A datatrove executor for `pipeline`. Local runs now; Slurm submits sbatch arrays; Ray uses the cluster.
-
-    `slurm_options` go to SlurmPipelineExecutor as they are (e.g. `slurm_logs_folder`, `max_array_size`).
-    """
+    """A datatrove executor for `pipeline`: Local runs the ranks here, Ray on the cluster. Slurm is refused."""
     # What every datatrove executor takes alike.
     common = {
         "pipeline": pipeline,
@@ -76,24 +94,12 @@ def make_executor(
 
         return LocalPipelineExecutor(**common)
     if config.type == "slurm":
-        from datatrove.executor import SlurmPipelineExecutor
-
-        if not config.partition:
-            raise ValueError("executor.partition: required for slurm")
-        return SlurmPipelineExecutor(
-            **common,
-            time=config.time,
-            partition=config.partition,
-            cpus_per_task=config.cpus_per_task,
-            mem_per_cpu_gb=math.ceil(config.mem_per_cpu_gb),  # sbatch takes whole gigabytes
-            gpus_per_task=config.gpus_per_task,
-            nodes_per_task=config.nodes_per_task,
-            qos=config.qos,
-            job_name=job_name,
-            venv_path=config.venv_path or None,
-            env_command=config.env_command or None,
-            sbatch_args=dict(config.sbatch_args) or None,
-            **slurm_options,
+        # A Slurm array per pipeline would return at submission and leave the stage's merge (and any wait for the
+        # ranks) to this process: exactly what the one policy avoids.
+        raise ValueError(
+            f"{job_name}: executor.type slurm reached the stage's own executor. Under Slurm a stage runs as one "
+            "sbatch job that runs it inside a Slurm allocation with a local executor: submit it with "
+            "`thinktoggle run` or thinktoggle.core.slurm.call_stage (see core/slurm.py)"
         )
     if config.type == "ray":
         import ray

@@ -30,7 +30,7 @@ from datatrove.utils.word_tokenizers import WordTokenizer
 from rich.progress import track
 
 from thinktoggle.core.executors import ExecutorConfig, make_executor
-from thinktoggle.core.outputs import StageOutputs, clear_partial, completed_stats, refuse_slurm
+from thinktoggle.core.outputs import StageOutputs, clear_partial, completed_stats
 from thinktoggle.core.stats import StageStats
 from thinktoggle.schemas.io import ShardWriter, discover_files, iter_records
 from thinktoggle.schemas.record import Record, Verdict
@@ -292,7 +292,6 @@ def run_dedup(
     out_dir = Path(out_dir)
     if done := completed_stats(out_dir):
         return done
-    refuse_slurm(executor, STAGE)
     inputs = discover_files(inputs)
     work, logs = out_dir / ".work", out_dir / "logs"  # both skipped by readers of out_dir
     for stale in (work, *logs.glob("minhash_*")):  # an unfinished run starts over: its partial outputs

@@ -31,7 +31,6 @@ from thinktoggle.core.outputs import (
     completed_stats,
     merge_rank_stats,
     rank_prefix,
-    refuse_slurm,
 )
 from thinktoggle.core.stats import StageStats
 from thinktoggle.schemas.arrow import PUBLISHED_SCHEMA
@@ -158,7 +157,6 @@ def run_export(
     out_dir = Path(out_dir)
     if (done := completed_stats(out_dir)) and (not config.card or (out_dir / CARD).exists()):
         return done
-    refuse_slurm(executor, STAGE)
     n_files = len(discover_files(inputs))
     stage_executor = replace(executor, tasks=max(1, min(executor.tasks, n_files)))
     step = ExportStep(inputs, out_dir, config.config_name, config.rows_per_shard)

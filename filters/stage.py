@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -353,9 +352,6 @@ def run_filter(
         ranks += [f"partition{r:05d}" for r in range(readers.tasks)]
     pipeline = build_pipeline(config, inputs, out_dir, partitioned)
     make_executor(executor, pipeline, logs_dir(out_dir), job_name="thinktoggle-filter").run()
-    if executor.type == "slurm":  # sbatch returned at submission: wait for every rank's stats
-        while any(not (ranks_dir(out_dir) / f"{name}.json").exists() for name in ranks):
-            time.sleep(30)
     return merge_rank_stats(out_dir, "filter", ranks)
 
 

@@ -479,11 +479,6 @@ def run_generate(
     started = time.monotonic()
     make_executor(executor, [step], logs_dir(out_dir), job_name="generate", skip_completed=False).run()
     stats = collect_stats(config, out_dir, rejected=len(rejected))
-    if executor.type == "slurm":  # submitted, not finished: these are partial counts
-        from rich.console import Console
-
-        Console(stderr=True).print("generate: jobs submitted; rerun the same command once they end to write stats.json")
-        return stats
     stats.write(stats_path(out_dir))
     _log_summary(stats, time.monotonic() - started)
     return stats

@@ -1,51 +1,43 @@
-"""A recipe on Slurm: one sbatch job per stage, chained with `afterok` dependencies.
+"""A recipe on Slurm: one sbatch job per stage, chained with `afterok` dependencies (the policy: core/slurm.py).
 
-Why a job per stage (and not the stage's own datatrove executors on Slurm): several stages finish with work
-that needs all ranks' results (merging stats, MinHash clustering, mixing, the card), which a login node
-cannot do while the arrays are still queued. So each stage's job runs the stage *on its allocation* with a
-local executor (the recipe's `tasks`/`workers`), writes its stats and completion marker there, and the next
-stage's job starts when it succeeded. The allocation is sized for the stage's concurrent tasks:
-`cpus_per_task` and `gpus_per_task` times min(tasks, workers), on `nodes_per_task` nodes.
+Each stage's job runs the stage *on its allocation* with a local executor (the recipe's `tasks`/`workers`),
+writes its stats and completion marker there, and the next stage's job starts when it succeeded. The allocation
+is sized for the stage's concurrent tasks: `cpus_per_task` and `gpus_per_task` times min(tasks, workers), on one
+node. `thinktoggle run` returns once the chain is queued, and records every job in `.run/slurm_jobs.json`.
 
-The jobs are datatrove `SlurmPipelineExecutor`s (sbatch script, pickled job, requeue on preemption,
-completion markers), so a resubmitted chain skips stages whose jobs already completed.
+A rerun looks at the recorded jobs of the stages that are not complete: one still queued or running is refused
+(--force cancels it and submits again); one that left the queue without completing its stage, or that can never
+start (its dependency failed), is reported once as an error naming the stage, the job, its state, its log and the
+command that resumes the run; that command (or any rerun after the report) cancels what is left of the old chain
+and submits the incomplete stages again, which resume from their own markers.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
+import shlex
 import shutil
-import subprocess
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from thinktoggle.core.executors import ExecutorConfig, make_executor
-from thinktoggle.schemas.io import atomic_write_text
+from thinktoggle.core.slurm import (
+    SlurmJob,
+    SlurmPlanError,
+    allocation,
+    cancel,
+    dead_error,
+    job_executor,
+    job_log,
+    job_state,
+    read_jobs,
+    write_jobs,
+)
+from thinktoggle.runner.run import RESOLVED_NAME, RunError
 
-
-class SlurmPlanError(ValueError):
-    """A stage's executor settings that a one-job-per-stage chain cannot honour."""
-
-
-def allocation(executor: ExecutorConfig, stage: str = "stage") -> ExecutorConfig:
-    """The Slurm request for one stage job: the per-task resources times the tasks that run at once."""
-    if executor.nodes_per_task != 1:
-        # srun would start the stage once per node; a stage job runs its tasks on one node.
-        raise SlurmPlanError(
-            f"{stage}.executor.nodes_per_task: a stage runs as one job on one node under `thinktoggle run`; "
-            f"got {executor.nodes_per_task} (multi-node stages: run the stage's own command with a slurm executor)"
-        )
-    at_once = executor.tasks if executor.workers == -1 else max(1, min(executor.workers, executor.tasks))
-    return dataclasses.replace(
-        executor,
-        tasks=1,
-        workers=-1,
-        cpus_per_task=executor.cpus_per_task * at_once,
-        gpus_per_task=executor.gpus_per_task * at_once,
-    )
+__all__ = ["SlurmPlanError", "allocation", "sbatch_plan", "stage_executor", "submit_chain"]
 
 
 class RunStageJob:
@@ -76,36 +68,58 @@ class RunStageJob:
 
 
 def stage_executor(recipe: Any, step: Any, layout: Any, stages: dict[str, Any], depends: Any = None, **extra: Any):
-    """The SlurmPipelineExecutor that runs `step` as one sbatch job."""
+    """The sbatch job (core/slurm.py) that runs `step` on its allocation."""
     root = layout.root.resolve()
-    job = RunStageJob(str(root / "recipe.resolved.yaml"), str(root), step.name, stages)
-    return make_executor(
-        allocation(step.section.executor, step.name),
-        [job],
+    job = RunStageJob(str(root / RESOLVED_NAME), str(root), step.name, stages)
+    return job_executor(
+        step.section.executor,
+        job,
         root / ".slurm" / step.name,
         job_name=f"{recipe.name}-{step.name}",
+        stage=step.name,
         depends=depends,
         **extra,
     )
 
 
-def _submitted_path(layout: Any) -> Path:
+def _jobs_path(layout: Any) -> Path:
     return layout.root / ".run" / "slurm_jobs.json"
 
 
-def queued_jobs(job_ids: list[str]) -> set[str]:
-    """Which of `job_ids` Slurm still lists (pending or running). Without `squeue`, all of them (cannot tell)."""
-    if not job_ids:
-        return set()
-    try:
-        listed = subprocess.run(
-            ["squeue", "-h", "-o", "%F", "-j", ",".join(job_ids)], capture_output=True, text=True, timeout=60
+def resume_command(layout: Any) -> str:
+    """The command that resumes the run in `layout`: the resolved recipe it recorded, into the same folder."""
+    root = layout.root.resolve()
+    return shlex.join(["thinktoggle", "run", str(root / RESOLVED_NAME), "--set", f"out_dir={root}"])
+
+
+def _clear_earlier(
+    todo: list, layout: Any, jobs: dict[str, SlurmJob], force: bool, report: Callable[[str], None]
+) -> None:
+    """Before submitting `todo`: refuse while their earlier jobs may still run (unless `force`), report a dead one
+    not yet reported, and cancel whatever Slurm still lists of the earlier submission."""
+    seen = [(step, jobs[step.name], job_state(jobs[step.name].job_id)) for step in todo if step.name in jobs]
+    live = [(step, job) for step, job, state in seen if state.alive]
+    dead = [(job, error) for _, job, state in seen if (error := dead_error(job, state)) is not None]
+    if not force and any(not job.reported for job, _ in dead):  # the news first: a job that died
+        for job, _ in dead:
+            job.reported = True
+        write_jobs(_jobs_path(layout), jobs)
+        first = dead[0][1]
+        others = [f"{job.stage} (job {job.job_id}: {error.state})" for job, error in dead[1:]]
+        others += [f"{step.name} (job {job.job_id}: still queued or running)" for step, job in live]
+        also = f"\nNot completing either: {'; '.join(others)}" if others else ""
+        raise RunError(f"{first}{also}") from first
+    if live and not force:
+        raise SlurmPlanError(
+            f"stage(s) {', '.join(step.name for step, _ in live)} already submitted "
+            f"(job(s) {', '.join(job.job_id for _, job in live)}) and still queued or running (or squeue cannot "
+            "tell); wait for them, or use --force to cancel them and submit again"
         )
-    except (FileNotFoundError, subprocess.TimeoutExpired):
-        return set(job_ids)
-    if listed.returncode != 0:  # squeue exits 1 for ids it no longer knows: none of them is queued
-        return set()
-    return {line.strip() for line in listed.stdout.splitlines()} & set(job_ids)
+    listed = [(step, job) for step, job, state in seen if state.listed]
+    if listed:
+        cancel(job.job_id for _, job in listed)
+        for step, job in listed:
+            report(f"{step.name}: cancelled the earlier job {job.job_id}")
 
 
 def submit_chain(
@@ -118,38 +132,42 @@ def submit_chain(
 ) -> list[str]:
     """Submit every incomplete stage as a job that waits for the previous one. Returns `stage=job id` lines.
 
-    Refuses (unless `force`) while jobs of an earlier submission for those stages are still queued or running,
-    so that running the command twice does not start every stage twice.
+    Looks first at the jobs an earlier submission recorded for those stages (see the module docstring): running
+    the command twice never starts a stage twice, and a job that died is reported, not silently resubmitted.
     """
     for step in steps:
         if step.section.executor.type != "slurm":
             raise SlurmPlanError(
                 f"{step.name}.executor.type: a Slurm run submits every stage; got {step.section.executor.type}"
             )
-    record_path = _submitted_path(layout)
-    earlier = json.loads(record_path.read_text()) if record_path.exists() else {}
+    jobs = read_jobs(_jobs_path(layout))
     todo = [s for s in steps if not layout.is_complete(recipe, s.name)]
-    waiting = queued_jobs(sorted({str(earlier[s.name]) for s in todo if s.name in earlier}))
-    if waiting and not force:
-        names = [s.name for s in todo if str(earlier.get(s.name)) in waiting]
-        raise SlurmPlanError(
-            f"stage(s) {', '.join(names)} already submitted (job(s) {', '.join(sorted(waiting))}) and still queued "
-            "or running (or squeue is missing); wait for them, scancel them, or use --force to submit again"
-        )
+    _clear_earlier(todo, layout, jobs, force, report)
+    resume = resume_command(layout)
     submitted: list[str] = []
     previous = None
     for step in steps:
         if step not in todo:
             report(f"{step.name}: complete, not submitted")
             continue
+        # The stage is to run: an earlier job's completion marker must not make datatrove skip the submission.
+        (layout.root / ".slurm" / step.name / "completions" / "00000").unlink(missing_ok=True)
         executor = stage_executor(recipe, step, layout, stages, depends=previous)
         executor.run()  # sbatch; launches `previous` first if it has not been
         submitted.append(f"{step.name}={executor.job_id}")
-        earlier[step.name] = str(executor.job_id)
-        atomic_write_text(json.dumps(earlier, indent=2) + "\n", record_path)
+        jobs[step.name] = SlurmJob(
+            step.name,
+            str(executor.job_id),
+            log=job_log(executor),
+            resume=resume,
+            time=step.section.executor.time,
+            stage_logs=str(layout.stage_dir(step.name).resolve() / "logs"),
+            submitted_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        )
+        write_jobs(_jobs_path(layout), jobs)
         after = f" (after job {previous.job_id})" if previous is not None and previous.job_id not in (None, -1) else ""
         script = executor.logging_dir.resolve_paths("launch_script.slurm")
-        report(f"{step.name}: submitted as job {executor.job_id}{after}; script {script}")
+        report(f"{step.name}: submitted as job {executor.job_id}{after}; script {script}; log {job_log(executor)}")
         previous = executor
     return submitted
 
