@@ -1,7 +1,8 @@
 """Prompt sources: where the generator's prompts come from, as Records with output "".
 
 - `file`: jsonl / parquet files (or folders), a column mapping naming the question, expected answer, tests;
-  rows that already hold `input` messages (published rows, prompt records) reuse them.
+  unmapped, the question is the first of `question`, `prompt`, `problem`, else chat turns in `input` or
+  `messages` (published rows, prompt records, chat datasets: system turns and a trailing answer left out).
 - `hf`: a Hugging Face dataset through `schemas.hub.load_hub_dataset` (any split and config; failures are one
   HubError naming the dataset and the cause), or a folder written by `save_to_disk`, with the same column mapping.
 - `published`: Llama-Nemotron published rows (or internal records): their `input` is reused, output ignored.
@@ -24,6 +25,8 @@ from thinktoggle.schemas.record import CATEGORIES, Record
 
 SourceType = Literal["file", "hf", "published", "procedural"]
 DEFAULT_COLUMNS = {"question": "question", "expected_answer": "expected_answer", "tests": "tests"}
+QUESTION_COLUMNS = ("question", "prompt", "problem")  # tried in order unless `columns` names the question's
+CHAT_COLUMNS = ("input", "messages")  # chat turns, read when no question column is there
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,21 @@ def _parse_tests(value: Any) -> dict[str, Any] | None:
     return value
 
 
+def _prompt_turns(turns: list[Any], column: str) -> list[dict[str, str]]:
+    """Chat turns as a prompt: system turns left out (each mode brings its own), a trailing answer too."""
+    messages = []
+    for turn in turns:
+        if not (isinstance(turn, dict) and isinstance(turn.get("role"), str) and isinstance(turn.get("content"), str)):
+            raise ValueError(f"{column}: expected chat turns [{{role, content}}, ...]")
+        if turn["role"] != "system":
+            messages.append({"role": turn["role"], "content": turn["content"]})
+    while messages and messages[-1]["role"] == "assistant":
+        messages.pop()
+    if not any(m["role"] == "user" for m in messages):
+        raise ValueError(f"{column}: no user turn")
+    return messages
+
+
 def row_to_prompt(row: dict[str, Any], config: SourceConfig) -> Record:
     """A prompt record from one row, by the column mapping. Raises KeyError/ValueError naming the field."""
     columns = {**DEFAULT_COLUMNS, **config.columns}
@@ -102,20 +120,20 @@ def row_to_prompt(row: dict[str, Any], config: SourceConfig) -> Record:
     category = category or config.category
     if category not in CATEGORIES:
         raise ValueError(f"category: {category!r} is not one of {CATEGORIES}")
-    question_col = columns["question"]
-    if question_col in row:
+    candidates = (config.columns["question"],) if "question" in config.columns else QUESTION_COLUMNS
+    question_col = next((c for c in candidates if c in row), None)
+    if question_col is not None and not isinstance(row[question_col], list):
         question = row[question_col]
         if not isinstance(question, str) or not question.strip():
             raise ValueError(f"{question_col}: expected a non-empty string")
         if config.prompt_template:
             question = config.prompt_template.replace("{question}", question)
         messages = [{"role": "user", "content": question}]
-    elif isinstance(row.get("input"), list):  # already chat messages
-        messages = [{"role": m["role"], "content": m["content"]} for m in row["input"] if m["role"] != "system"]
-        if not messages:
-            raise ValueError("input: no user turn")
-    else:
-        raise KeyError(question_col)
+    else:  # chat turns: a list in the question column (a conversational prompt), or `input` / `messages`
+        chat_col = question_col or next((c for c in CHAT_COLUMNS if isinstance(row.get(c), list)), None)
+        if chat_col is None:
+            raise KeyError(candidates[0])
+        messages = _prompt_turns(row[chat_col], chat_col)
     expected = row.get(columns["expected_answer"])
     try:
         tests = _parse_tests(row.get(columns["tests"]))
