@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny Llama built from a config (never downloaded) and one vLLM engine on it."""
+"""Shared fixtures: a tiny Llama built from a config (never downloaded) and one vLLM engine on it; the
+hypothesis profile."""
 
 from __future__ import annotations
 
@@ -6,6 +7,14 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Hypothesis: under CI (CI=true) every run tries the same examples (derandomized: a verdict never depends on
+# luck) with no per-example deadline (a loaded machine is not a failure); local runs keep exploring new ones.
+settings.register_profile(
+    "ci", derandomize=True, deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("ci" if os.environ.get("CI", "").lower() not in ("", "0", "false") else "default")
 
 # The CPU vLLM engine: fp32 (bf16 hits an illegal instruction in the CPU attention kernel on some
 # processors), eager mode (no compile step), a small fixed KV cache.

@@ -200,3 +200,15 @@ def _known_keys(section: str) -> set[str]:
 @given(st.integers(0, len(DEMO_TEXT)), st.text(max_size=6))
 def test_text_damage_anywhere_in_a_recipe_gives_a_clean_error(at, inserted):
     load_or_clean_error(DEMO_TEXT[:at] + inserted + DEMO_TEXT[at:])
+
+
+def test_a_blank_or_padded_key_gives_a_clean_error():
+    # Found by hypothesis (`<fuzz>:76:  : unknown section`): the key is quoted, so the line matches the pattern.
+    for key in (" ", "", " filter", "\t"):
+        try:
+            loads_recipe(DEMO_TEXT + yaml.safe_dump({key: 1}), name="<fuzz>")
+        except RecipeError as exc:
+            assert_clean_recipe_error(exc)
+            assert any(f": {key!r}: unknown section" in p for p in exc.problems), exc.problems
+        else:
+            raise AssertionError(f"{key!r} accepted")
