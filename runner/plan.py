@@ -63,11 +63,20 @@ def engines(config: Any, limit: int = 4, names: tuple[str, ...] = ENGINE_FIELDS)
 def _status(layout: RunLayout, recipe: Recipe, step: StageStep) -> str:
     if layout.is_complete(recipe, step.name):
         return "[green]done[/green] (skip)"
+    # A Slurm job recorded for it (the plan does not ask squeue; a run checks it before submitting anything).
+    submitted, jobs = "", layout.root / ".run" / "slurm_jobs.json"
+    if jobs.exists():
+        from thinktoggle.core.slurm import read_jobs
+
+        if (job := read_jobs(jobs).get(step.name)) is not None:
+            submitted = f"\n[dim]Slurm job {job.job_id} recorded[/dim]"
     if layout.read_marker(step.name) is not None:
-        return "[yellow]changed[/yellow] (rerun)"
+        return "[yellow]changed[/yellow] (rerun)" + submitted
     if step.out_dir.exists():
-        return "[yellow]partial[/yellow] (resume)" if step.spec.resumable else "[yellow]partial[/yellow] (redo)"
-    return "to run"
+        return (
+            "[yellow]partial[/yellow] (resume)" if step.spec.resumable else "[yellow]partial[/yellow] (redo)"
+        ) + submitted
+    return "to run" + submitted
 
 
 def _jobs(executor: Any) -> str:

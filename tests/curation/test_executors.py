@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from toy_stages import toy_stages
-from typer.testing import CliRunner
 
 from thinktoggle.cli.main import app
 from thinktoggle.core.executors import ExecutorConfig, make_executor, slurm_time_seconds
@@ -193,6 +193,15 @@ def test_a_cancelled_stage_job_is_reported_on_rerun_and_the_resume_command_resum
         f"Log: {out.resolve()}/.slurm/generate/slurm_logs/1000_0.out. Resume: {resume}\n"
         "Not completing either: filter (job 1001: CANCELLED by 4242 (exit 0:15))"
     )
+    # The plan shows the recorded jobs (without asking squeue).
+    from rich.console import Console
+
+    from thinktoggle.runner.plan import print_plan
+
+    console = Console(record=True, width=300)
+    print_plan(toy(out, "slurm"), stages=toy_stages(), console=console)
+    plan = console.export_text()
+    assert "Slurm job 1000 recorded" in plan and "Slurm job 1001 recorded" in plan
     # The resume command (reported once: no second report) resubmits the incomplete stages, which now run.
     monkeypatch.delenv("FAKE_SLURM_STATE")
     monkeypatch.setenv("FAKE_SLURM_RUN", "1")
@@ -205,13 +214,13 @@ def test_a_cancelled_stage_job_is_reported_on_rerun_and_the_resume_command_resum
 
 def test_thinktoggle_run_reports_a_dead_stage_job_on_rerun(tmp_path, fake_slurm, monkeypatch):
     out = tmp_path / "run"
-    monkeypatch.delenv("FAKE_SLURM_RUN")  # nothing runs: the real recipe's seven stages are only submitted
+    monkeypatch.delenv("FAKE_SLURM_RUN")  # nothing runs: the real recipe's six stages are only submitted
     first = CliRunner().invoke(app, ["run", str(ROOT / "recipes" / "example-slurm.yaml"), "--set", f"out_dir={out}"])
     assert first.exit_code == 0, first.output
-    assert "submitted 7 Slurm job(s): sources=1000 generate=1001" in first.output
+    assert "submitted 6 Slurm job(s): sources=1000 generate=1001" in first.output
     # The sources job hits its time limit; as in Slurm, every job after it can then never start.
     (fake_slurm / "job-1000.state").write_text("TIMEOUT|0:0\n")
-    for job in range(1001, 1007):
+    for job in range(1001, 1006):
         (fake_slurm / f"job-{job}.state").write_text("PENDING|DependencyNeverSatisfied\n")
     rerun = CliRunner().invoke(app, ["run", str(ROOT / "recipes" / "example-slurm.yaml"), "--set", f"out_dir={out}"])
     assert rerun.exit_code == 2, rerun.output
@@ -223,13 +232,13 @@ def test_thinktoggle_run_reports_a_dead_stage_job_on_rerun(tmp_path, fake_slurm,
         f"Log: {root}/.slurm/sources/slurm_logs/1000_0.out. Resume: {resume} "
         "Not completing either: generate (job 1001: PENDING (DependencyNeverSatisfied)); filter (job 1002:"
     ) in text
-    assert len(list(fake_slurm.glob("job-*.sh"))) == 7  # nothing resubmitted
+    assert len(list(fake_slurm.glob("job-*.sh"))) == 6  # nothing resubmitted
     # The resume command, as printed: cancels what is left of the old chain and submits it again.
     resumed = CliRunner().invoke(app, shlex.split(resume)[1:])
     assert resumed.exit_code == 0, resumed.output
-    assert "submitted 7 Slurm job(s): sources=1007 generate=1008" in resumed.output
+    assert "submitted 6 Slurm job(s): sources=1006 generate=1007" in resumed.output
     states = job_states(fake_slurm)
-    assert states["1000"] == "TIMEOUT|0:0" and all(states[str(j)].startswith("CANCELLED") for j in range(1001, 1007))
+    assert states["1000"] == "TIMEOUT|0:0" and all(states[str(j)].startswith("CANCELLED") for j in range(1001, 1006))
 
 
 def test_resubmitting_while_jobs_are_queued_is_refused_unless_forced(tmp_path, fake_slurm, monkeypatch):
