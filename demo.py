@@ -25,7 +25,7 @@ from rich.table import Table
 
 console = Console()
 
-RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "demo.yaml"
+RECIPE = Path(__file__).resolve().parent / "recipes" / "demo.yaml"  # demo.py sits at the package root
 
 # --small: the same pipeline in seconds (the test suite runs it). Too few steps to learn the toggle.
 SMALL_OVERRIDES = (
