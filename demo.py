@@ -70,10 +70,10 @@ def run_pipeline(out_dir: Path, seed: int, small: bool, engine: str) -> Any:
 
 def distillation_round(out_dir: Path, model_dir: Path, seed: int, small: bool, engine: str) -> dict[str, Any]:
     """The trained model as the teacher of new prompts, n samples per mode, rejection-sampled by the math filter."""
+    from thinktoggle.core.layout import kept_dir
     from thinktoggle.filters.stage import FilterConfig, run_filter
     from thinktoggle.generators.engines.base import SamplingConfig
     from thinktoggle.generators.engines.config import EngineConfig
-    from thinktoggle.core.layout import kept_dir
     from thinktoggle.generators.generate import GenerateConfig, run_generate
     from thinktoggle.generators.procedural import procedural_records
     from thinktoggle.generators.sources import write_prompts
