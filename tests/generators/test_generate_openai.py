@@ -17,9 +17,9 @@ from dataclasses import replace
 
 import pytest
 
+from thinktoggle.core.layout import kept_dir
 from thinktoggle.generators.engines.base import SamplingConfig
 from thinktoggle.generators.engines.config import EngineConfig
-from thinktoggle.core.layout import kept_dir
 from thinktoggle.generators.generate import GenerateConfig, run_generate
 from thinktoggle.generators.procedural import procedural_records
 from thinktoggle.generators.sources import write_prompts
