@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from toy_stages import toy_stages
-from typer.testing import CliRunner
 
 from thinktoggle.cli.main import app
 from thinktoggle.runner.recipe import loads_recipe
@@ -77,7 +77,7 @@ def test_stages_chain_through_folders_and_the_funnel_adds_up(tmp_path):
 def test_rerun_skips_completed_stages(tmp_path):
     recipe = toy_recipe(tmp_path / "run")
     run_quiet(recipe)
-    shard = next((tmp_path / "run" / "filter").glob("kept-*.parquet"))
+    shard = next((tmp_path / "run" / "filter" / "kept").glob("rank*.parquet"))
     before = shard.stat().st_mtime_ns
     result, lines = run_quiet(recipe)
     assert result.ran == [] and result.skipped == ["generate", "filter"]
@@ -88,7 +88,7 @@ def test_rerun_skips_completed_stages(tmp_path):
 def test_changed_recipe_is_refused_then_forced_reruns_only_what_changed(tmp_path):
     root = tmp_path / "run"
     run_quiet(toy_recipe(root))
-    generate_shard = root / "generate" / "part-00000-00000.parquet"
+    generate_shard = root / "generate" / "kept" / "part-00000-00000.parquet"
     generated_at = generate_shard.stat().st_mtime_ns
     changed = toy_recipe(root, ["filter.drop_multiples_of=4"])
     with pytest.raises(RunError, match=r"different recipe; changed:\n  filter.drop_multiples_of: 3 -> 4"):
@@ -164,14 +164,15 @@ def test_cli_names_a_failing_stage_and_keeps_the_traceback_in_the_log(tmp_path):
 def test_dry_run_plans_without_running_or_importing_vllm(tmp_path):
     code = (
         "import sys\n"
-        "from typer.testing import CliRunner\n"
+        "from click.testing import CliRunner\n"
         "from thinktoggle.cli.main import app\n"
         f"r = CliRunner().invoke(app, ['run', {str(DEMO)!r}, '--dry-run', '--set', 'out_dir={tmp_path}/plan'])\n"
         "print(r.output)\n"
         "assert r.exit_code == 0, r.output\n"
         "assert not [m for m in sys.modules if m == 'vllm' or m.startswith(('vllm.', 'torch'))], 'heavy import'\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    wide = {**os.environ, "COLUMNS": "200"}  # the table folds cells on a narrow terminal; the test reads cells
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=wide)
     assert done.returncode == 0, done.stdout + done.stderr
     for stage in ("sources", "generate", "filter", "dedup", "decontaminate", "mix"):
         assert stage in done.stdout
