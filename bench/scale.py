@@ -120,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     cli = [sys.executable, "-m", "thinktoggle.cli.main"]
     filter_run = run_measured(
         "filter",
-        [*cli, "filter", str(rows_dir), "--out", str(work / "filter"), "--workers", str(args.workers)]
+        [*cli, "filter", str(rows_dir), "--out", str(work / "filter"), "--tasks", str(args.workers)]
+        + ["--workers", str(args.workers)]
         + ["--only", args.only],
         args.rows,
         work / "filter.log",

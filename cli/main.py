@@ -1,72 +1,123 @@
-"""The `thinktoggle` command line: one subcommand per stage.
+"""The `thinktoggle` command line (click).
 
-Each stage's command lives beside its code (e.g. `thinktoggle.cli.generate`) and is registered here;
-heavy imports (vLLM, torch) happen inside the commands so that `--help` stays instant.
+Two kinds of commands:
+- one per stage of core/registry.py (sources, generate, filter, dedup, ..., validate), built from the stage's
+  config dataclass by cli/stage_command.py the first time it is asked for: `thinktoggle --help` lists them from
+  the registry without importing any stage;
+- hand-written ones: check, ingest, run (cli/run.py), publish, demo.
+
+Heavy imports (vLLM, torch, datasets) happen inside the commands, so `--help` stays instant.
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
 from pathlib import Path
 
-import typer
-from rich.console import Console
-from rich.markup import escape
+import click
 
-app = typer.Typer(
-    name="thinktoggle",
-    help="Build reasoning-toggle (detailed thinking on/off) post-training data and train a toggle model on it.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+from thinktoggle.cli.run import run
+from thinktoggle.core.registry import STAGE_ORDER, STAGES
+
+LAST = ("run", "publish", "demo")  # listed after the stages
+
+
+def fail(message: str, code: int = 2) -> None:
+    """One `error:` line on stderr, then exit (2: bad input or options)."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def stage_names() -> list[str]:
+    return [s for s in STAGE_ORDER if s in STAGES] + [s for s in STAGES if s not in STAGE_ORDER]
+
+
+class ThinktoggleGroup(click.Group):
+    """The hand-written commands, and one command per registered stage, built on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        first = [name for name in self.commands if name not in LAST]
+        return [*first, *stage_names(), *(name for name in LAST if name in self.commands)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands:
+            return self.commands[cmd_name]
+        if cmd_name in STAGES:
+            from thinktoggle.cli.stage_command import build_stage_command
+
+            return build_stage_command(STAGES[cmd_name])
+        return None
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Stages are listed by their registry summary: building their commands would import every stage.
+        stages = [(name, STAGES[name].summary) for name in stage_names()]
+        limit = formatter.width - 6 - max(len(name) for name in self.list_commands(ctx))
+        names = [name for name in self.list_commands(ctx) if name in self.commands]
+        others = [(name, self.commands[name].get_short_help_str(limit)) for name in names]
+        with formatter.section("Stages (each a recipe section: its settings are the command's options)"):
+            formatter.write_dl(stages)
+        with formatter.section("Commands"):
+            formatter.write_dl(others)
+
+
+@click.group(
+    cls=ThinktoggleGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120},
 )
-err = Console(stderr=True, soft_wrap=True)  # soft_wrap: an error line stays one greppable line
-out = Console()
+def app() -> None:
+    """Build reasoning-toggle (detailed thinking on/off) post-training data and train a toggle model on it."""
 
 
-@app.command()
-def check(
-    paths: list[Path] = typer.Argument(..., help="jsonl/parquet files, folders of them, saved HF datasets"),
-):
-    """Validate published rows; print `file:line: field: reason` per problem and a summary."""
+@app.command(short_help="validate published rows: file:line: field: reason")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+def check(paths: tuple[Path, ...]) -> None:
+    """Validate published rows (PATHS: jsonl/parquet files, folders, saved HF datasets, stage folders); print
+    `file:line: field: reason` per problem and a summary."""
     from thinktoggle.curation.check import check_paths
     from thinktoggle.schemas.io import InputError
 
     try:
-        summary = check_paths(paths, report=lambda line: print(line, flush=True))
+        summary = check_paths(list(paths), report=lambda line: print(line, flush=True))
     except InputError as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}")
-        raise typer.Exit(2) from None
+        fail(str(exc))
     print(summary.line())
-    raise typer.Exit(0 if summary.invalid == 0 and summary.rows > 0 else 1)
+    sys.exit(0 if summary.invalid == 0 and summary.rows > 0 else 1)
 
 
-@app.command()
+@app.command(short_help="NVIDIA's published rows (files or Hub id) → records")
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="the stage folder to write")
+@click.option("--category", help="keep only this category")
+@click.option("--reasoning", help="keep only this mode (on|off)")
+@click.option("--used-in-training", help="keep rows used for e.g. Nano")
+@click.option("--split", help="Hub split (default: every split)")
+@click.option("--config", help="Hub config name")
+@click.option("--quiet", "-q", is_flag=True, help="do not print each rejected row")
 def ingest(
-    sources: list[str] = typer.Argument(..., help="files, folders, or a Hub dataset id (org/name)"),
-    out_dir: Path = typer.Option(..., "--out", help="output folder for v1.1 parquet shards"),
-    category: str | None = typer.Option(None, help="keep only this category"),
-    reasoning: str | None = typer.Option(None, help="keep only this mode (on|off)"),
-    used_in_training: str | None = typer.Option(None, "--used-in-training", help="keep rows used for e.g. Nano"),
-    split: str | None = typer.Option(None, help="Hub split (default: every split)"),
-    config: str | None = typer.Option(None, help="Hub config name"),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="do not print each rejected row"),
-):
-    """Ingest the published dataset (v1 or v1.1 rows) into schema-checked v1.1 parquet shards."""
+    sources: tuple[str, ...],
+    out_dir: Path,
+    category: str | None,
+    reasoning: str | None,
+    used_in_training: str | None,
+    split: str | None,
+    config: str | None,
+    quiet: bool,
+) -> None:
+    """Ingest the published dataset (v1 or v1.1 rows; SOURCES: files, folders or a Hub id ORG/NAME) into
+    schema-checked records: kept/, dropped/ (not selected), failed/ (invalid rows), stats.json."""
+    from thinktoggle.core.layout import stats_path, written_folders
     from thinktoggle.curation.ingest import Selection
     from thinktoggle.curation.ingest import ingest as run_ingest
     from thinktoggle.schemas.io import InputError
-
-    if reasoning not in (None, "on", "off"):
-        raise typer.BadParameter("must be 'on' or 'off'", param_hint="--reasoning")
     from thinktoggle.schemas.record import CATEGORIES
 
+    if reasoning not in (None, "on", "off"):
+        raise click.BadParameter("must be 'on' or 'off'", param_hint="--reasoning")
     if category is not None and category not in CATEGORIES:  # a typo would otherwise select nothing, silently
-        raise typer.BadParameter(f"must be one of {', '.join(CATEGORIES)}", param_hint="--category")
+        raise click.BadParameter(f"must be one of {', '.join(CATEGORIES)}", param_hint="--category")
     try:
         summary = run_ingest(
-            sources,
+            list(sources),
             out_dir,
             Selection(category=category, reasoning=reasoning, used_in_training=used_in_training),
             split=split,
@@ -74,41 +125,55 @@ def ingest(
             report=None if quiet else (lambda line: print(line, flush=True)),
         )
     except (InputError, FileNotFoundError) as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}")
-        raise typer.Exit(2) from None
+        fail(str(exc))
     print(summary.line())
-    print(f"wrote {len(summary.shards)} shard(s) to {out_dir}; rejected rows in {out_dir / 'rejected'}")
+    for folder in written_folders(out_dir):
+        print(f"  {folder}/")
+    if stats_path(out_dir).is_file():
+        print(f"  {stats_path(out_dir)}")
+    sys.exit(1 if summary.rows > 0 and summary.rejected == summary.rows else 0)
 
 
-# Stage commands that live beside their code: (command name, module, function).
-STAGE_COMMANDS: list[tuple[str, str, str]] = [
-    ("generate", "thinktoggle.cli.generate", "generate"),
-    ("run", "thinktoggle.cli.run", "run"),
-    ("filter", "thinktoggle.cli.filter", "filter_command"),
-    ("dedup", "thinktoggle.cli.curation", "dedup"),
-    ("decontaminate", "thinktoggle.cli.curation", "decontaminate"),
-    ("mix", "thinktoggle.cli.curation", "mix"),
-    ("export", "thinktoggle.cli.curation", "export"),
-    ("publish", "thinktoggle.cli.curation", "publish"),
-    ("train", "thinktoggle.cli.training", "train"),
-    ("validate", "thinktoggle.cli.training", "validate"),
-    ("demo", "thinktoggle.cli.training", "demo"),
-]
+@app.command(short_help="upload an exported folder to the Hub")
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--repo-id", required=True, help="ORG/NAME of the dataset repo")
+@click.option("--private", is_flag=True, help="create the repo private")
+@click.option("--revision", help="branch to upload to (created if missing)")
+@click.option("--dry-run", is_flag=True, help="list every file and its size; upload nothing")
+def publish(folder: Path, repo_id: str, private: bool, revision: str | None, dry_run: bool) -> None:
+    """Upload an exported FOLDER (with README.md) to the Hugging Face Hub (token: HF_TOKEN or `hf auth login`)."""
+    from thinktoggle.curation.publish import PublishError
+    from thinktoggle.curation.publish import publish as run_publish
+
+    try:
+        run_publish(folder, repo_id, private=private, revision=revision, dry_run=dry_run)
+    except PublishError as exc:
+        fail(str(exc))
 
 
-def _register_stage_commands() -> None:
-    for name, module, function in STAGE_COMMANDS:
-        app.command(name=name)(getattr(importlib.import_module(module), function))
+@app.command(short_help="the whole mission offline, CPU only")
+@click.option("--out", "out_dir", default=Path("runs/demo"), show_default=True, type=click.Path(path_type=Path))
+@click.option("--seed", default=0, show_default=True, help="prompts, model init and data order")
+@click.option("--small", is_flag=True, help="a reduced size (seconds, for tests): no toggle expected")
+@click.option("--engine", default="auto", show_default=True, help="validation/distillation engine: vllm | transformers")
+def demo(out_dir: Path, seed: int, small: bool, engine: str) -> None:
+    """The whole mission offline: data → filters → curation → export → train a tiny toggle model → validate → distill."""
+    from thinktoggle.demo import DemoError, run_demo
+
+    try:
+        run_demo(out_dir, seed=seed, small=small, engine=engine)
+    except DemoError as exc:
+        fail(str(exc))
 
 
-_register_stage_commands()
+app.add_command(run)
 
 
 def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
-        err.print("interrupted")
+        click.echo("interrupted", err=True)
         sys.exit(130)
 
 

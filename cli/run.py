@@ -1,4 +1,4 @@
-"""`thinktoggle run RECIPE`: run, resume or plan a recipe (registered in cli/main.py STAGE_COMMANDS)."""
+"""`thinktoggle run RECIPE`: run, resume or plan a recipe."""
 
 from __future__ import annotations
 
@@ -10,34 +10,37 @@ import sys
 import traceback
 from pathlib import Path
 
-import typer
-from rich.console import Console
-from rich.markup import escape
-
-err = Console(stderr=True, soft_wrap=True)  # an error line names file:line: never wrap it (greppable)
+import click
 
 
+@click.command(short_help="run, resume or plan a recipe")
+@click.argument("recipe", type=click.Path(path_type=Path))
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="override a setting, e.g. --set mix.caps.math=20 (the value is read as YAML)",
+)
+@click.option("--dry-run", is_flag=True, help="print the plan (and sbatch scripts), run nothing")
+@click.option("--from", "from_stage", metavar="STAGE", help="rerun this stage and the ones after it")
+@click.option("--only", metavar="STAGE", help="rerun this stage alone")
+@click.option("--force", is_flag=True, help="accept a changed recipe: rerun the stages it changes")
 def run(
-    recipe: Path = typer.Argument(..., help="a YAML recipe (see recipes/demo-curation.yaml)"),
-    overrides: list[str] = typer.Option(
-        [], "--set", help="override a setting, e.g. --set mix.caps.math=20 (the value is read as YAML)"
-    ),
-    dry_run: bool = typer.Option(False, "--dry-run", help="print the plan (and sbatch scripts), run nothing"),
-    from_stage: str | None = typer.Option(None, "--from", help="rerun this stage and the ones after it"),
-    only: str | None = typer.Option(None, "--only", help="rerun this stage alone"),
-    force: bool = typer.Option(False, "--force", help="accept a changed recipe: rerun the stages it changes"),
-):
-    """Run a recipe's stages in order; a rerun skips completed stages and resumes a partial one."""
+    recipe: Path, overrides: tuple[str, ...], dry_run: bool, from_stage: str | None, only: str | None, force: bool
+) -> None:
+    """Run a RECIPE's stages in order (see recipes/demo-curation.yaml); a rerun skips completed stages and
+    resumes a partial one."""
+    from thinktoggle.core.registry import StageUnavailable
     from thinktoggle.runner.recipe import RecipeError, load_recipe
     from thinktoggle.runner.run import RunError, StageFailed, run_recipe
     from thinktoggle.runner.slurm import SlurmPlanError
-    from thinktoggle.core.registry import StageUnavailable
     from thinktoggle.schemas.io import InputError
 
     if from_stage and only:
-        raise typer.BadParameter("use --from or --only, not both", param_hint="--only")
+        raise click.BadParameter("use --from or --only, not both", param_hint="--only")
     try:
-        loaded = load_recipe(recipe, overrides)
+        loaded = load_recipe(recipe, list(overrides))
         if dry_run:
             from thinktoggle.runner.plan import print_plan
 
@@ -47,13 +50,13 @@ def run(
         with _datatrove_info_to(log_path):
             result = run_recipe(loaded, from_stage=from_stage, only=only, force=force, report=_report)
     except RecipeError as exc:
-        err.print(f"[red]error:[/red] invalid recipe ({len(exc.problems)} problem(s)):")
+        click.echo(f"error: invalid recipe ({len(exc.problems)} problem(s)):", err=True)
         for problem in exc.problems:
-            err.print(f"  {escape(problem)}", highlight=False)
-        raise typer.Exit(2) from None
+            click.echo(f"  {problem}", err=True)
+        sys.exit(2)
     except (RunError, StageUnavailable, SlurmPlanError, InputError, FileNotFoundError) as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
-        raise typer.Exit(2) from None
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
     except StageFailed as exc:
         # The stage's message is shown; its traceback goes to the run's log (THINKTOGGLE_DEBUG=1 shows it here).
         if os.environ.get("THINKTOGGLE_DEBUG"):
@@ -61,9 +64,9 @@ def run(
         log = Path(loaded.out_dir) / "run.log"
         with log.open("a") as handle:
             traceback.print_exception(exc.error, file=handle)
-        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
-        err.print(f"the traceback is in {escape(str(log))}; fix and rerun the same command to resume")
-        raise typer.Exit(1) from None
+        click.echo(f"error: {exc}", err=True)
+        click.echo(f"the traceback is in {log}; fix and rerun the same command to resume", err=True)
+        sys.exit(1)
     if result.submitted:
         print(f"submitted {len(result.submitted)} Slurm job(s): {' '.join(result.submitted)}")
         print(f"rerun `thinktoggle run {recipe}` after they finish to see the funnel in {result.root / 'stats.json'}")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from thinktoggle.cli.main import app
 from thinktoggle.generators.sources import SourceConfig, iter_source

@@ -12,10 +12,10 @@ import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
-from thinktoggle.curation.check import check_paths
 from thinktoggle.cli.main import app
+from thinktoggle.curation.check import check_paths
 from thinktoggle.schemas.arrow import PUBLISHED_SCHEMA
 
 ROW = {

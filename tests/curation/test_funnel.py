@@ -7,7 +7,7 @@ import json
 
 import pytest
 from _curation_fixtures import pair, read_records, write_records
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from thinktoggle.cli.main import app
 from thinktoggle.core.funnel import (
@@ -83,7 +83,7 @@ def chain(tmp_path_factory):
     steps = [
         ["dedup", str(run / "filter"), "--out", str(run / "dedup")],
         ["decontaminate", str(run / "dedup"), "--out", str(run / "decontaminate"), "--benchmark", f"aime={bench}"],
-        ["mix", str(run / "decontaminate"), "--out", str(run / "mix"), "--cap", "math=16", "--version", "v9"],
+        ["mix", str(run / "decontaminate"), "--out", str(run / "mix"), "--set", "caps.math=16", "--version", "v9"],
         ["export", str(run / "mix"), "--out", str(run / "export"), "--no-plots"],
     ]
     outputs = []
@@ -122,5 +122,7 @@ def test_exported_chain_passes_check_with_tags(chain):
 
 
 def test_cli_reports_bad_options(tmp_path):
-    result = CliRunner().invoke(app, ["mix", str(tmp_path), "--out", str(tmp_path / "o"), "--cap", "math"])
-    assert result.exit_code == 2 and "expected KEY=VALUE" in result.output
+    result = CliRunner().invoke(app, ["mix", str(tmp_path), "--out", str(tmp_path / "o"), "--set", "caps.math"])
+    assert result.exit_code == 2 and "--set caps.math: expected KEY.PATH=VALUE" in result.output
+    result = CliRunner().invoke(app, ["mix", str(tmp_path), "--out", str(tmp_path / "o"), "--set", "caps.math=lots"])
+    assert result.exit_code == 2 and "mix.caps.math: expected an integer, got 'lots'" in result.output

@@ -13,7 +13,7 @@ from pathlib import Path
 import datasets
 import pyarrow.parquet as pq
 import pytest
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from thinktoggle.cli.main import app
 from thinktoggle.core.stats import StageStats

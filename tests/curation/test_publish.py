@@ -12,7 +12,7 @@ import fnmatch
 import inspect
 
 import pytest
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from thinktoggle.cli.main import app
 from thinktoggle.curation.publish import PublishError, plan_publish, publish, resolve_token

@@ -1,11 +1,11 @@
-"""`thinktoggle filter` on the command line (typer's runner, the real stage underneath)."""
+"""`thinktoggle filter` on the command line (click's runner, the real stage underneath)."""
 
 from __future__ import annotations
 
 import json
 
 from _filter_rows import off, on
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from thinktoggle.cli.main import app
 from thinktoggle.schemas.convert import record_to_row
@@ -38,11 +38,12 @@ def test_filter_cli_end_to_end_with_a_keep_policy(tmp_path):
             "format,math",
             "--keep",
             "pass,unverifiable:no_gold",
-            "--no-majority",
+            "--no-math-majority",
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "in 4, kept 2, dropped 2, failed 0" in result.output
+    assert "filter: in 4, kept 2, dropped 2, failed 0" in result.output
+    assert f"  {out / 'kept'}/" in result.output and f"  {out / 'stats.json'}" in result.output
     stats = json.loads((out / "stats.json").read_text())
     assert stats["by_filter"]["math"]["dropped"] == {"wrong_answer": 1}
     assert stats["by_filter"]["format"]["dropped"] == {"think_in_off_mode": 1}

@@ -132,11 +132,13 @@ def _cli(out, count):
         "arithmetic",
         "--count",
         str(count),
-        "--n",
+        "--engine-kind",
+        "procedural",
+        "--sampling-on-n",
         "2",
         "--shard-size",
         "10",
-        "--quiet",
+        "--no-progress",
     ]
 
 
@@ -165,7 +167,7 @@ def test_kill_9_then_rerun_loses_and_duplicates_nothing(tmp_path):
     stats = json.loads((out / "stats.json").read_text())
     assert stats["in"] == stats["kept"] == 3 * count and stats["failed"] == 0
     # complete parts were not redone (a killed part may have been half-written only as a hidden temp file)
-    full = {"on": 20, "off": 10}  # 10 prompts a shard; --n 2 on, greedy off takes 1
+    full = {"on": 20, "off": 10}  # 10 prompts a shard; 2 samples on, greedy off takes 1
     complete_before = [
         name
         for name in parts_before
@@ -203,12 +205,13 @@ def test_published_rows_as_prompts_reuse_their_input(tmp_path):
 def test_the_output_folder_read_as_input_holds_only_the_generated_records(tmp_path):
     """The next stage may be pointed at generate's folder itself: the working copy of the prompts (and the
     CLI's procedural prompts) must not be read as records there."""
-    from typer.testing import CliRunner
+    from click.testing import CliRunner
 
     from thinktoggle.cli.main import app
 
     out = tmp_path / "out"
-    result = CliRunner().invoke(app, ["generate", "--procedural", "arithmetic", "--count", "3", "--out", str(out)])
+    args = ["generate", "--procedural", "arithmetic", "--count", "3", "--engine-kind", "procedural", "--out", str(out)]
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     records = [r for _, r in iter_records([out])]
     assert len(records) == 6 and all(r is not None and r.output for r in records)

@@ -115,21 +115,28 @@ def test_ingest_rejects_with_reasons_and_counts_add_up(bad_files, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"{N_GOOD + N_BAD} rows, {N_GOOD} written, 0 skipped, {N_BAD} rejected" in done.stdout
     assert_each_bad_row_named(done.stdout, bad_files)
-    written = sum(pq.read_table(p).num_rows for p in (tmp_path / "ingested").glob("*.parquet"))
+    written = sum(pq.read_table(p).num_rows for p in (tmp_path / "ingested" / "kept").glob("*.parquet"))
     assert written == N_GOOD
 
 
 def test_generate_prompt_inputs_reject_with_reasons_and_counts_add_up(bad_files, tmp_path):
     out = tmp_path / "gen"
-    done = run_cli("generate", "--out", str(out), "--prompts", str(bad_files), "--engine", "procedural", "-q")
+    done = run_cli(
+        "generate", "--out", str(out), "--prompts", str(bad_files), "--engine-kind", "procedural", "--no-progress"
+    )
     assert_no_traceback(done)
-    assert done.returncode == 1, done.stderr[-2000:]  # 1: some samples failed (these prompts are not procedural)
-    rejected = pq.read_table(out / "failed" / "inputs.parquet").to_pylist()
-    assert len(rejected) == N_BAD
-    assert_each_bad_row_named("\n".join(f"{r['source']}: {r['detail']}" for r in rejected), bad_files)
+    assert done.returncode == 1, done.stderr[-2000:]  # 1: every answer failed (these prompts are not procedural)
+    # --prompts are read as a recipe's `sources:` would read them, into the hidden out/.sources/
+    sources = json.loads((out / ".sources" / "stats.json").read_text())
+    assert (sources["in"], sources["kept"], sources["failed"]) == (N_GOOD + N_BAD, N_GOOD, N_BAD)
+    assert f"sources: in {N_GOOD + N_BAD}, kept {N_GOOD}, dropped 0, failed {N_BAD}" in done.stdout
+    failed = [r for p in (out / ".sources" / "failed").glob("*.parquet") for r in pq.read_table(p).to_pylist()]
+    assert len(failed) == N_BAD
+    assert_each_bad_row_named("\n".join(f"{r['source']}: {r['detail']}" for r in failed), bad_files)
     stats = json.loads((out / "stats.json").read_text())
-    assert stats["in"] == N_GOOD * 2 + N_BAD == stats["kept"] + stats["dropped"] + stats["failed"]
-    assert stats["failed_reasons"] == {"unreadable_row": N_BAD, "not_procedural": N_GOOD * 2}
+    assert stats["in"] == N_GOOD * 2 == stats["kept"] + stats["dropped"] + stats["failed"]
+    assert stats["failed_reasons"] == {"not_procedural": N_GOOD * 2}
+    assert f"generate: in {N_GOOD * 2}, kept 0, dropped 0, failed {N_GOOD * 2}" in done.stdout
 
 
 def test_file_source_names_the_row_and_column(tmp_path):

@@ -78,9 +78,11 @@ def filtered(rows, tmp_path_factory) -> tuple[Path, float]:
 
 def filter_command(rows: Path, out: Path) -> list[str]:
     return [sys.executable, "-m", "thinktoggle.cli.main", "filter", str(rows), "--out", str(out)] + [
+        "--tasks",
+        "2",
         "--workers",
         "2",
-        "--math-timeout",
+        "--math-row-timeout-s",
         "5",
     ]
 
@@ -217,13 +219,15 @@ def generate_command(out: Path) -> list[str]:
         "arithmetic",
         "--count",
         "1200",
-        "--n",
+        "--engine-kind",
+        "procedural",
+        "--sampling-on-n",
         "2",
         "--shard-size",
         "10",
         "--dp",
         "2",
-        "-q",
+        "--no-progress",
     ]
 
 
