@@ -3,7 +3,7 @@
     nice .venv/bin/python bench/scale.py --rows 1000000 --work /tmp/scale [--workers 2]
 
 1. bench/make_synthetic_rows.py writes N rows (skipped when `--work/rows` already holds N rows).
-2. `thinktoggle filter rows --workers W --only format,length,repetition,math` (code rows are absent: the
+2. `thinktoggle filter rows --tasks W --workers W --only format,length,repetition,math` (code rows are absent: the
    sandbox has its own bench), then `thinktoggle export filter/kept --tasks W`, each as its own process.
 3. A sampler thread sums the RSS of the stage's whole process tree (the CLI, datatrove's workers, the math
    verifier processes) every 0.2 s. Reported per stage: wall seconds, rows/s, peak RSS, and the peak RSS

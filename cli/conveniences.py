@@ -197,10 +197,10 @@ CONVENIENCES: dict[str, tuple[Convenience, ...]] = {
     "decontaminate": (BENCHMARKS,),
 }
 
-# Stages whose INPUTS may be left out when a setting gives what they would have read.
+# Stages whose INPUTS may be left out when a setting gives what they would have read: {stage: (setting, options)}.
 INPUTS_UNLESS = {
-    "generate": ("sources", "give prompt records as INPUTS, or --prompts SRC / --procedural TASK"),
-    "validate": ("model", "give the train stage's folder as INPUTS, or --model DIR"),
+    "generate": ("sources", "--prompts SRC / --procedural TASK"),
+    "validate": ("model", "--model DIR"),
 }
 
 

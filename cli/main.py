@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -22,7 +23,7 @@ from thinktoggle.core.registry import STAGE_ORDER, STAGES
 LAST = ("run", "publish", "demo")  # listed after the stages
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = 2) -> NoReturn:
     """One `error:` line on stderr, then exit (2: bad input or options)."""
     click.echo(f"error: {message}", err=True)
     sys.exit(code)

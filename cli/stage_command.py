@@ -20,7 +20,7 @@ import shutil
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 import yaml
@@ -117,7 +117,7 @@ def build_stage_command(spec: StageSpec) -> click.Command:
         optional = spec.name in INPUTS_UNLESS
         about = "records to read: the previous stage's folder, or record files"
         if optional:
-            about += f" (or {INPUTS_UNLESS[spec.name][1].split(', or ')[-1]})"
+            about += f" (or {INPUTS_UNLESS[spec.name][1]})"
         inputs = click.Argument(
             ["inputs"], nargs=-1, required=not optional, type=click.Path(path_type=Path), help=about
         )
@@ -169,7 +169,7 @@ def _unavailable(spec: StageSpec, message: str) -> click.Command:
     )
 
 
-def fail(problems: list[str], code: int = 2) -> None:
+def fail(problems: list[str], code: int = 2) -> NoReturn:
     for problem in problems:
         click.echo(f"error: {problem}", err=True)
     sys.exit(code)
@@ -236,9 +236,9 @@ def run_stage(
     try:
         settings = settings_from(spec, options, flags, given, values)
         if spec.name in INPUTS_UNLESS and not inputs:
-            key, message = INPUTS_UNLESS[spec.name]
+            key, instead = INPUTS_UNLESS[spec.name]
             if find(settings, key) is None:
-                raise ConfigError([message])
+                raise ConfigError([f"{spec.name}: give INPUTS (the previous stage's folder), or {instead}"])
         config, executor, sources = build_configs(spec, config_cls, settings, out_dir)
         if sources is not None:
             shutil.rmtree(sources_folder(out_dir), ignore_errors=True)  # this command's prompts only

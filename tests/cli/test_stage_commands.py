@@ -250,7 +250,10 @@ def test_prompt_options_are_checked_like_settings(tmp_path):
     result = invoke("generate", "--prompts", tmp_path / "nope.jsonl", "--out", tmp_path / "o")
     assert result.exit_code == 2 and "nope.jsonl: no such file or folder" in result.output
     result = invoke("generate", "--out", tmp_path / "o", "--engine-kind", "procedural")
-    assert result.exit_code == 2 and "--prompts SRC / --procedural TASK" in result.output
+    assert (
+        result.exit_code == 2
+        and "generate: give INPUTS (the previous stage's folder), or --prompts SRC" in result.output
+    )
     result = invoke(
         "generate", "--prompts", prompts, "--count", "many", "--out", tmp_path / "o", "--engine-kind", "procedural"
     )
