@@ -333,7 +333,7 @@ def _run_locked(
 
 
 def write_run_stats(recipe: Recipe, steps: list[StageStep], layout: RunLayout) -> Path:
-    """The run-level funnel (runner/funnel.py) at the run root, from every completed stage's marker."""
+    """The run-level funnel (core/funnel.py) at the run root, from every completed stage's marker."""
     from thinktoggle.core.funnel import build_funnel
 
     done = [(step, layout.read_marker(step.name)) for step in steps]

@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 from _curation_fixtures import pair, read_records, write_records
 
+from thinktoggle.core.executors import ExecutorConfig
 from thinktoggle.curation.decontaminate import (
     REPORT,
     BenchmarkConfig,
@@ -17,7 +18,6 @@ from thinktoggle.curation.decontaminate import (
     run_decontaminate,
     word_ngrams,
 )
-from thinktoggle.core.executors import ExecutorConfig
 
 MATH_ITEMS = [
     "Let $x$ and $y$ be real numbers such that $x + y = 10$ and $xy = 21$. Find the value of $x^2 + y^2$ "
