@@ -61,5 +61,7 @@ def test_no_import_reaches_a_higher_layer(path: Path):
 
 def test_the_checker_sees_lazy_imports(tmp_path: Path):
     module = tmp_path / "m.py"
-    module.write_text("def f():\n    from thinktoggle.runner.recipe import load_recipe\n    import thinktoggle.cli.main\n")
+    module.write_text(
+        "def f():\n    from thinktoggle.runner.recipe import load_recipe\n    import thinktoggle.cli.main\n"
+    )
     assert project_imports(module) == {"runner", "cli"}

@@ -12,13 +12,13 @@ from _filter_rows import off, on, record
 from datatrove.data import Document
 
 from thinktoggle.core.executors import ExecutorConfig
+from thinktoggle.core.verdicts import KeepPolicy
 from thinktoggle.filters.length import LengthConfig
 from thinktoggle.filters.stage import FilterConfig, MathConfig, run_filter
-from thinktoggle.core.verdicts import KeepPolicy
 from thinktoggle.filters.steps import OUTCOME, PARTITION, RecordFilter
 from thinktoggle.schemas.arrow import RECORD_SCHEMA, REJECTED_SCHEMA
 from thinktoggle.schemas.convert import record_to_arrow_row, record_to_row
-from thinktoggle.schemas.io import ShardWriter, iter_rows
+from thinktoggle.schemas.io import ShardWriter
 from thinktoggle.schemas.record import Verdict
 
 BOX = "Put the final answer in \\boxed{}."

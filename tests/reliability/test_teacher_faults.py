@@ -14,9 +14,9 @@ from collections import defaultdict
 import pytest
 from reliability_helpers import load_test_module
 
+from thinktoggle.core.layout import failed_dir, kept_dir
 from thinktoggle.generators.engines.base import SamplingConfig
 from thinktoggle.generators.engines.config import EngineConfig
-from thinktoggle.core.layout import failed_dir, kept_dir
 from thinktoggle.generators.generate import GenerateConfig, run_generate
 from thinktoggle.generators.procedural import procedural_records
 from thinktoggle.generators.sources import write_prompts
