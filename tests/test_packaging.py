@@ -94,7 +94,7 @@ def test_installing_the_wheel_adds_only_thinktoggle(wheel, tmp_path):
 def test_the_wheel_holds_every_package_module_and_recipe(wheel):
     archive, files = wheel
     names = set(archive.namelist())
-    for module in ("__init__", "record", "published", "arrow", "convert", "io", "think", "stats"):
+    for module in ("__init__", "record", "published", "arrow", "convert", "io", "think"):
         assert f"thinktoggle/schemas/{module}.py" in names
     packaged = [f for f in files if f.parts[0] not in NOT_PACKAGED and (f.suffix == ".py" or f.parts[0] == "recipes")]
     missing = [str(f) for f in packaged if f"thinktoggle/{f.as_posix()}" not in names]
