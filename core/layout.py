@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from thinktoggle.schemas.io import KEPT_FOLDER as KEPT
-
+# schemas/io.py (below core) reads a stage folder through its KEPT_FOLDER, the same name (tests/test_layers.py);
+# importing it from there would pull pyarrow into `thinktoggle --help`.
+KEPT = "kept"
 DROPPED, FAILED, RANKS, LOGS = "dropped", "failed", "ranks", "logs"
 STATS = "stats.json"
 

@@ -26,11 +26,6 @@ PUBLISHED_SCHEMA = pa.schema(
     ]
 )
 
-# Published + the ids and verdicts the filters write into kept/ and dropped/.
-PUBLISHED_WITH_VERDICTS_SCHEMA = pa.schema(
-    [*PUBLISHED_SCHEMA, ("id", pa.string()), ("pair_id", pa.string()), ("verdicts", pa.list_(VERDICT))]
-)
-
 # The internal record between stages. Free-form dicts (sampling provenance, metadata) are JSON strings:
 # their keys vary by engine, and a fixed struct would make every new key a schema change.
 RECORD_SCHEMA = pa.schema(

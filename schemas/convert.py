@@ -22,8 +22,8 @@ def clean_tests(tests: dict[str, Any] | None) -> dict[str, Any] | None:
     return cleaned or None
 
 
-def record_to_row(record: Record, with_verdicts: bool = False) -> dict[str, Any]:
-    """The published row of a record (optionally with id, pair_id and verdicts)."""
+def record_to_row(record: Record) -> dict[str, Any]:
+    """The published row of a record."""
     row: dict[str, Any] = {
         "input": [{"role": m["role"], "content": m["content"]} for m in record.input],
         "output": record.output,
@@ -37,10 +37,6 @@ def record_to_row(record: Record, with_verdicts: bool = False) -> dict[str, Any]
         "expected_answer": record.expected_answer,
         "tests": record.tests,
     }
-    if with_verdicts:
-        row["id"] = record.id
-        row["pair_id"] = record.pair_id
-        row["verdicts"] = [v.to_dict() for v in record.verdicts]
     return row
 
 

@@ -65,3 +65,10 @@ def test_the_checker_sees_lazy_imports(tmp_path: Path):
         "def f():\n    from thinktoggle.runner.recipe import load_recipe\n    import thinktoggle.cli.main\n"
     )
     assert project_imports(module) == {"runner", "cli"}
+
+
+def test_the_kept_folder_has_one_name():
+    from thinktoggle.core.layout import KEPT
+    from thinktoggle.schemas.io import KEPT_FOLDER
+
+    assert KEPT == KEPT_FOLDER

@@ -73,7 +73,7 @@ def check_bwrap(bwrap: str | None = None) -> str:
     if bwrap is None:
         raise SandboxUnavailable(
             "bubblewrap (`bwrap`) is not installed, so model-written code cannot be run safely. Install it "
-            "(Debian/Ubuntu: `apt-get install bubblewrap`), or pass allow_unsafe=True (CLI: `thinktoggle filter --unsafe-code`) "
+            "(Debian/Ubuntu: `apt-get install bubblewrap`), or pass allow_unsafe=True (CLI: `thinktoggle filter --code-allow-unsafe`) "
             "to run untrusted programs as plain host processes WITHOUT any isolation."
         )
     with _probe_lock:

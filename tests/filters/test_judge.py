@@ -13,9 +13,10 @@ from _filter_rows import off, on, record
 
 from thinktoggle.core.executors import ExecutorConfig, make_executor
 from thinktoggle.core.stats import StageStats
+from thinktoggle.core.verdicts import KeepPolicy
 from thinktoggle.filters.judge import JudgeConfig, JudgeFilter, parse_judgement, render_prompt, verdict_from_completion
 from thinktoggle.filters.stage import FilterConfig, run_filter
-from thinktoggle.filters.steps import FilterStageWriter, KeepPolicy, RecordReader
+from thinktoggle.filters.steps import FilterStageWriter, RecordReader
 from thinktoggle.generators.engines.base import Completion, SamplingConfig
 from thinktoggle.generators.engines.config import EngineConfig
 from thinktoggle.schemas.arrow import RECORD_SCHEMA

@@ -41,10 +41,9 @@ def visible_parquet(folder: Path) -> list[Path]:
 
 
 def project_schemas() -> list:
-    from thinktoggle.filters.steps import REJECTED_SCHEMA
-    from thinktoggle.schemas.arrow import PUBLISHED_SCHEMA, PUBLISHED_WITH_VERDICTS_SCHEMA, RECORD_SCHEMA
+    from thinktoggle.schemas.arrow import PUBLISHED_SCHEMA, RECORD_SCHEMA, REJECTED_SCHEMA
 
-    return [RECORD_SCHEMA, PUBLISHED_SCHEMA, PUBLISHED_WITH_VERDICTS_SCHEMA, REJECTED_SCHEMA]
+    return [RECORD_SCHEMA, PUBLISHED_SCHEMA, REJECTED_SCHEMA]
 
 
 def assert_every_visible_parquet_opens(folder: Path) -> int:

@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 from datatrove.data import Document
 
-from thinktoggle.schemas.arrow import PUBLISHED_SCHEMA, PUBLISHED_WITH_VERDICTS_SCHEMA, RECORD_SCHEMA
+from thinktoggle.schemas.arrow import PUBLISHED_SCHEMA, RECORD_SCHEMA
 from thinktoggle.schemas.convert import (
     arrow_row_to_record,
     document_to_record,
@@ -98,10 +98,10 @@ def test_record_to_row_is_a_valid_published_row_and_comes_back(reasoning):
     assert (back.id, back.pair_id) == (record.id, record.pair_id)
 
 
-def test_with_verdicts_the_row_keeps_ids_and_verdicts():
+def test_a_published_row_with_ids_and_verdicts_reads_them_back():
     record = make_record()
-    row = record_to_row(record, with_verdicts=True)
-    assert list(row) == list(PUBLISHED_WITH_VERDICTS_SCHEMA.names)
+    verdicts = [v.to_dict() for v in record.verdicts]
+    row = {**record_to_row(record), "id": record.id, "pair_id": record.pair_id, "verdicts": verdicts}
     assert list(row_problems(row)) == []
     back = row_to_record(row)
     assert (back.id, back.pair_id, back.verdicts) == (record.id, record.pair_id, record.verdicts)
