@@ -487,8 +487,8 @@ def run_generate(
 def _log_summary(stats: StageStats, seconds: float) -> None:
     from rich.console import Console
 
+    # The counts are the command's closing line; this says what only generate knows.
+    flagged = sum(stats.by_filter[TOGGLE_FILTER]["flagged"].values())
     Console(stderr=True).print(
-        f"generate: in={stats.n_in} kept={stats.kept} failed={stats.n_failed} "
-        f"({dict(stats.failed)}) mode-breaking={sum(stats.by_filter['toggle']['flagged'].values())} "
-        f"in {seconds:.1f}s"
+        f"generate: {flagged} of {stats.kept} kept answers break their mode (flagged for the filter), {seconds:.1f} s"
     )

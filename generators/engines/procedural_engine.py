@@ -24,7 +24,11 @@ class ProceduralEngine:
     def _answer(self, request: ChatRequest) -> list[Completion]:
         info = request.metadata.get("procedural")
         if not isinstance(info, dict) or "task" not in info or "problem" not in info:
-            return failed(request.n, "not_procedural: prompt has no metadata.procedural.task/problem")
+            return failed(
+                request.n,
+                "not_procedural: the procedural teacher answers only its built-in tasks (`--procedural arithmetic`); "
+                "for other prompts serve a model: --engine-kind vllm|transformers|openai --teacher-on MODEL",
+            )
         try:
             steps, answer = get_task(info["task"]).solve(info["problem"])
         except (ValueError, KeyError, TypeError) as exc:
