@@ -40,6 +40,7 @@ from thinktoggle.core.verdicts import KeepPolicy
 from thinktoggle.filters.steps import FILTER_ERROR, RecordFilter, is_rejected
 from thinktoggle.generators.engines.base import ChatRequest, Completion, SamplingConfig
 from thinktoggle.generators.engines.config import EngineConfig
+from thinktoggle.generators.engines.factory import check_model
 from thinktoggle.schemas.convert import document_to_record
 from thinktoggle.schemas.record import Record, Verdict
 from thinktoggle.schemas.think import final_answer
@@ -116,6 +117,7 @@ class JudgeConfig:
             raise ValueError("engine: the procedural engine cannot judge (vllm, openai, transformers or auto)")
         if not self.model:
             raise ValueError("model: required when the judge filter runs (the judge model path/id or served name)")
+        check_model(self.engine, self.model, "model")
 
 
 # ------------------------------------------------------------------------------------------ pure functions

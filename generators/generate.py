@@ -41,7 +41,7 @@ from thinktoggle.core.stats import StageStats
 from thinktoggle.core.verdicts import reason_key
 from thinktoggle.generators.engines.base import ChatRequest, Completion, Engine, SamplingConfig
 from thinktoggle.generators.engines.config import LOCAL_KINDS, EngineConfig
-from thinktoggle.generators.engines.factory import make_engine
+from thinktoggle.generators.engines.factory import check_model, make_engine
 from thinktoggle.generators.toggle import TOGGLE_FILTER, TOGGLES, normalise_answer, toggle_request
 from thinktoggle.schemas.arrow import RECORD_SCHEMA, REJECTED_SCHEMA
 from thinktoggle.schemas.convert import arrow_row_to_record, record_to_arrow_row
@@ -464,6 +464,9 @@ def run_generate(
     in this process; otherwise each datatrove rank builds its own (`dp` ranks, or the executor's tasks).
     """
     out_dir = Path(out_dir)
+    if engine is None:
+        for mode in config.modes:
+            check_model(config.engine, config.teacher(mode), f"teacher_{mode}")
     out_dir.mkdir(parents=True, exist_ok=True)
     prompts, rejected = read_prompt_inputs([Path(p) for p in inputs])
     make_plan(config, prompts, rejected, out_dir)

@@ -15,6 +15,21 @@ from thinktoggle.generators.engines.config import (
 )
 
 
+def check_model(config: EngineConfig, model: str, what: str) -> None:
+    """Refuse, before any engine starts, a local model that cannot exist: a path that is not there.
+
+    A model is a local folder or a Hub id; what looks like a path (absolute, `./`, `../`, `~`) must exist, so a typo
+    is one line naming the setting rather than a loader's traceback from inside a rank.
+    """
+    kind = resolve_kind(config.kind)
+    if kind not in LOCAL_KINDS:
+        return
+    if not model:
+        raise ValueError(f"{what}: the {kind} engine needs a model (a local folder or a Hub id)")
+    if model.startswith(("/", "./", "../", "~")) and not os.path.isdir(os.path.expanduser(model)):
+        raise ValueError(f"{what}: {model}: no such model folder")
+
+
 def make_engine(
     config: EngineConfig, model: str = "", *, seed: int = 0, rank: int = 0, data_parallel: int = 1
 ) -> Engine:
