@@ -18,6 +18,7 @@ import json
 import time
 import zlib
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ from thinktoggle.core.outputs import UNREADABLE, StageOutputs, clear_partial, ra
 from thinktoggle.core.verdicts import KEEP_PASS, KeepPolicy, outcome_of, reason_key
 from thinktoggle.schemas.arrow import RECORD_SCHEMA
 from thinktoggle.schemas.convert import arrow_row_to_record, document_to_record, record_to_arrow_row, record_to_document
-from thinktoggle.schemas.io import atomic_write_parquet, atomic_write_text, discover_files, iter_records
+from thinktoggle.schemas.io import ShardWriter, atomic_write_text, discover_files, iter_records
 from thinktoggle.schemas.record import Record, Verdict
 
 SOURCE = "source"
@@ -53,8 +54,9 @@ def is_rejected(doc: Document) -> bool:
     return doc.metadata.get(OUTCOME) is not None
 
 
-def bucket_path(out_dir: str | Path, source_rank: int, bucket: int) -> Path:
-    return Path(out_dir) / PARTITION / f"src{source_rank:05d}-bucket{bucket:05d}.parquet"
+def bucket_dir(out_dir: str | Path, bucket: int) -> Path:
+    """Where the partition ranks write the records of filter rank `bucket`."""
+    return Path(out_dir) / PARTITION / f"bucket{bucket:05d}"
 
 
 def _unreadable_document(where: str, detail: str) -> Document:
@@ -65,7 +67,7 @@ def _unreadable_document(where: str, detail: str) -> Document:
 class PartitionStep(PipelineStep):
     """Phase 1 of a filter run on several ranks: every input row is read once, by one rank.
 
-    Rank r reads input files r, r + world_size, … and writes each record into bucket `rank_of(pair_id)`
+    Rank r reads input files r, r + world_size, … and streams each record into bucket `rank_of(pair_id)`
     (all samples of a prompt meet in one bucket, for the majority vote), the way datatrove buckets
     signatures for dedup. Unreadable rows are accounted here, in this rank's failed/ shards and stats.
     """
@@ -82,18 +84,22 @@ class PartitionStep(PipelineStep):
         buckets = int(json.loads((Path(self.out_dir) / PARTITION / "buckets.json").read_text())["buckets"])
         prefix = f"partition{rank:05d}"
         clear_partial(self.out_dir, prefix)
+        for bucket in range(buckets):  # what an interrupted try of this rank left
+            for stale in bucket_dir(self.out_dir, bucket).glob(f"*{prefix}*"):
+                stale.unlink()
         files = discover_files(self.inputs)[rank::world_size]
-        rows: list[list[dict[str, Any]]] = [[] for _ in range(buckets)]
-        with StageOutputs(self.out_dir, "filter", prefix=prefix) as unreadable:
+        with ExitStack() as stack:
+            unreadable = stack.enter_context(StageOutputs(self.out_dir, "filter", prefix=prefix))
+            writers = [
+                stack.enter_context(ShardWriter(bucket_dir(self.out_dir, bucket), BUCKET_SCHEMA, prefix=prefix))
+                for bucket in range(buckets)
+            ]
             for read, record in iter_records(files):
                 self.stat_update("rows_read")
                 if record is None:
                     unreadable.fail_read(read)
                     continue
-                rows[rank_of(record.pair_id, buckets)].append({**record_to_arrow_row(record), SOURCE: read.where})
-        for bucket, bucket_rows in enumerate(rows):
-            path = bucket_path(self.out_dir, rank, bucket)
-            atomic_write_parquet(pa.Table.from_pylist(bucket_rows, schema=BUCKET_SCHEMA), path)
+                writers[rank_of(record.pair_id, buckets)].write({**record_to_arrow_row(record), SOURCE: read.where})
         unreadable.write_rank_stats()
         yield from ()
 
@@ -128,7 +134,7 @@ class RecordReader(PipelineStep):
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         if self.partitioned:
-            paths = sorted((Path(self.out_dir) / PARTITION).glob(f"src*-bucket{rank:05d}.parquet"))
+            paths = sorted(bucket_dir(self.out_dir, rank).glob("*.parquet"))
             for doc in iter_bucket(paths):
                 self.stat_update("records")
                 yield doc

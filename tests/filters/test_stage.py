@@ -116,7 +116,7 @@ def test_each_input_row_is_read_once_then_each_rank_reads_its_share(stage_run):
     _, _, out, stats = stage_run
     assert _rows_read(out / "logs" / "partition") == stats.n_in  # every input row, once, across the ranks
     assert _rows_read(out / "logs") == 0  # the filter ranks read their buckets, not the input
-    bucketed = sum(pq.ParquetFile(p).metadata.num_rows for p in (out / PARTITION).glob("*.parquet"))
+    bucketed = sum(pq.ParquetFile(p).metadata.num_rows for p in (out / PARTITION).rglob("*.parquet"))
     assert bucketed == stats.n_in - stats.n_failed  # the readable rows, each in exactly one bucket
 
 
@@ -206,8 +206,8 @@ def test_the_pipeline_pickles_for_slurm_and_ray(stage_run, tmp_path):
 def test_all_samples_of_a_prompt_land_in_one_bucket(stage_run):
     _, _, out, _ = stage_run
     bucket_of: dict[str, str] = {}
-    for path in (out / PARTITION).glob("*.parquet"):
-        bucket = path.stem.split("-")[-1]
+    for path in (out / PARTITION).rglob("*.parquet"):
+        bucket = path.parent.name
         for pair_id in pq.read_table(path, columns=["pair_id"])["pair_id"].to_pylist():
             assert bucket_of.setdefault(pair_id, bucket) == bucket
     assert len(bucket_of) == len({r.pair_id for r, _ in stage_rows()})
