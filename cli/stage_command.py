@@ -260,14 +260,18 @@ def run_stage(
 def _run(spec: StageSpec, config: Any, inputs: list[Path], out_dir: Path, executor: ExecutorConfig):
     """Run one stage (datatrove's INFO lines to out_dir/logs/STAGE.log), then print its closing lines."""
     from thinktoggle.cli.run import _datatrove_info_to
+    from thinktoggle.core.slurm import call_stage
 
+    # vLLM's INFO start-up chatter would drown the stage's own lines (VLLM_LOGGING_LEVEL=INFO shows it).
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     run = spec.run_function()
     wrapper = RUN_WRAPPERS.get(spec.name)
+
+    def stage() -> Any:  # here, or as one Slurm job waited for (core/slurm.py), as the executor says
+        return call_stage(run, config, inputs, out_dir, executor)
+
     with _datatrove_info_to(logs_dir(out_dir) / f"{spec.name}.log"):
-        if wrapper is not None:
-            stats = wrapper(lambda: run(config, inputs, out_dir, executor), inputs, out_dir)
-        else:
-            stats = run(config, inputs, out_dir, executor)
+        stats = wrapper(stage, inputs, out_dir) if wrapper is not None else stage()
     print_closing_lines(stats, out_dir)
     return stats
 

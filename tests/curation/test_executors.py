@@ -453,3 +453,18 @@ def test_ray_executor_runs_a_stage_on_a_local_cluster(tmp_path):
     executor = json.loads((out / "filter" / "logs" / "executor.json").read_text())
     assert "ray_remote_kwargs" in executor  # written by datatrove's RayPipelineExecutor
     assert sorted(p.name for p in (out / "filter" / "logs" / "completions").iterdir()) == ["00000", "00001"]
+
+
+def test_a_stage_command_given_a_slurm_executor_submits_one_job_and_waits_for_it(tmp_path, fake_slurm):
+    made, out = made_records(tmp_path), tmp_path / "dedup"
+    done = subprocess.run(
+        [sys.executable, "-m", "thinktoggle.cli.main", "dedup", str(made), "--out", str(out)]
+        + ["--type", "slurm", "--partition", "cpu", "--no-minhash-enabled"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert job_states(fake_slurm) == {"1000": "COMPLETED|0:0"}  # one job, run by the stand-in sbatch
+    assert "dedup: in 20, kept 20, dropped 0, failed 0" in done.stdout
+    assert json.loads((out / "stats.json").read_text())["kept"] == 20
