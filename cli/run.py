@@ -61,6 +61,9 @@ def run(
         # The stage's message is shown; its traceback goes to the run's log (THINKTOGGLE_DEBUG=1 shows it here).
         if os.environ.get("THINKTOGGLE_DEBUG"):
             raise
+        if isinstance(exc.error, InputError):  # bad input (a missing file, an unreachable Hub id): its line says all
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
         log = Path(loaded.out_dir) / "run.log"
         with log.open("a") as handle:
             traceback.print_exception(exc.error, file=handle)

@@ -201,3 +201,20 @@ def test_recipe_with_typos_is_refused_with_lines_and_no_traceback(tmp_path):
     text = done.stdout + done.stderr
     for where, key in ((4, "limt"), (6, "generate.engine"), (7, "generate.shard_size"), (8, "filterr")):
         assert any(f"{recipe}:{where}" in s and key in s for s in text.splitlines()), (where, key, text[-2000:])
+
+
+def test_a_recipe_whose_hub_source_cannot_be_read_stops_with_one_line(tmp_path, monkeypatch):
+    # Offline is real here (HF_HUB_OFFLINE=1, an empty cache): no mock.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    recipe = tmp_path / "hub.yaml"
+    recipe.write_text(
+        f"name: hub\nout_dir: {tmp_path / 'run'}\n"
+        "sources:\n  - {type: hf, path: nvidia/not-a-dataset, split: train, columns: {question: problem}}\n"
+        "generate: {engine: {kind: procedural}}\n"
+    )
+    done = run_cli("run", str(recipe), timeout=120)
+    assert_no_traceback(done)
+    assert done.returncode == 2, done.stdout + done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "nvidia/not-a-dataset" in errors[0] and "offline" in errors[0], done.stderr
