@@ -71,14 +71,21 @@ def app() -> None:
 
 @app.command(short_help="validate published rows: file:line: field: reason")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-def check(paths: tuple[Path, ...]) -> None:
+@click.option(
+    "--layout",
+    type=click.Choice(["auto", "llama-nemotron", "nemotron-v1", "nemotron-v2"]),
+    default="auto",
+    show_default=True,
+    help="the layout rows must follow (auto: each row's own, by its columns)",
+)
+def check(paths: tuple[Path, ...], layout: str) -> None:
     """Validate published rows (PATHS: jsonl/parquet files, folders, saved HF datasets, stage folders); print
     `file:line: field: reason` per problem and a summary."""
     from thinktoggle.curation.check import check_paths
     from thinktoggle.schemas.io import InputError
 
     try:
-        summary = check_paths(list(paths), report=lambda line: print(line, flush=True))
+        summary = check_paths(list(paths), report=lambda line: print(line, flush=True), layout=layout)
     except InputError as exc:
         fail(str(exc))
     print(summary.line())
@@ -104,18 +111,20 @@ def ingest(
     config: str | None,
     quiet: bool,
 ) -> None:
-    """Ingest the published dataset (v1 or v1.1 rows; SOURCES: files, folders or a Hub id ORG/NAME) into
-    schema-checked records: kept/, dropped/ (not selected), failed/ (invalid rows), stats.json."""
+    """Ingest published rows (Llama-Nemotron v1/v1.1, or Nemotron-Post-Training-Dataset-v1/v2 conversations;
+    SOURCES: files, folders or a Hub id ORG/NAME) into schema-checked records: kept/, dropped/ (not selected), failed/ (invalid rows), stats.json."""
     from thinktoggle.core.layout import stats_path, written_folders
     from thinktoggle.curation.ingest import Selection
     from thinktoggle.curation.ingest import ingest as run_ingest
     from thinktoggle.schemas.io import InputError
-    from thinktoggle.schemas.record import CATEGORIES
+    from thinktoggle.schemas.record import RECORD_CATEGORIES, is_record_category
 
     if reasoning not in (None, "on", "off"):
         raise click.BadParameter("must be 'on' or 'off'", param_hint="--reasoning")
-    if category is not None and category not in CATEGORIES:  # a typo would otherwise select nothing, silently
-        raise click.BadParameter(f"must be one of {', '.join(CATEGORIES)}", param_hint="--category")
+    if category is not None and not is_record_category(category):  # a typo would otherwise select nothing
+        raise click.BadParameter(
+            f"must be one of {', '.join(RECORD_CATEGORIES)} or multilingual_<lang>", param_hint="--category"
+        )
     try:
         summary = run_ingest(
             list(sources),

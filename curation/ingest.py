@@ -1,6 +1,10 @@
-"""`thinktoggle ingest`: read the published dataset (v1 or v1.1 rows, files or a Hub id) into the stage layout.
+"""`thinktoggle ingest`: read the published datasets (files or a Hub id) into the stage layout.
 
-v1 rows carry the Llama-3 chat template baked into one `input` string and an `output` ending with
+Three layouts, recognised row by row from the columns (schemas/conversation.py): Llama-Nemotron's (v1 or
+v1.1 rows: `input` turns, `output`), and the conversational Nemotron-Post-Training-Dataset-v1 and -v2
+(`messages`, v1 with tool calls and `metadata`), read by `schemas.convert.conversation_row_to_record`.
+
+Llama-Nemotron v1 rows carry the Llama-3 chat template baked into one `input` string and an `output` ending with
 `<|eot_id|>`; they are split back into messages and the special tokens removed. Everything streams.
 """
 
@@ -14,10 +18,12 @@ from typing import Any
 
 from thinktoggle.core.layout import kept_dir, stats_path
 from thinktoggle.core.outputs import StageOutputs
-from thinktoggle.schemas.convert import lift_system_turn, row_to_record
+from thinktoggle.schemas.conversation import detect_layout, language_of_source, layout_problems
+from thinktoggle.schemas.convert import conversation_row_to_record, lift_system_turn, row_to_record
 from thinktoggle.schemas.hub import load_hub_dataset
 from thinktoggle.schemas.io import InputError, RowRead, discover_files, iter_rows
 from thinktoggle.schemas.published import row_problems
+from thinktoggle.schemas.record import Record
 
 _HEADER = re.compile(r"<\|start_header_id\|>(\w+)<\|end_header_id\|>\n\n")
 _LLAMA3_SPECIALS = re.compile(r"<\|(begin_of_text|end_of_text|eot_id|eom_id|start_header_id|end_header_id)\|>")
@@ -81,13 +87,13 @@ class Selection:
     reasoning: str | None = None
     used_in_training: str | None = None
 
-    def accepts(self, row: dict[str, Any]) -> bool:
-        if self.category and row["category"] != self.category:
+    def accepts(self, record: Record) -> bool:
+        if self.category and record.category != self.category:
             return False
-        if self.reasoning and row["reasoning"] != self.reasoning:
+        if self.reasoning and record.reasoning != self.reasoning:
             return False
         if self.used_in_training:
-            used = {part.strip().lower() for part in row["used_in_training"].split(",")}
+            used = {part.strip().lower() for part in record.used_in_training.split(",")}
             if self.used_in_training.lower() not in used:
                 return False
         return True
@@ -138,10 +144,22 @@ def _source_rows(source: str, split: str | None, config: str | None) -> Iterator
     raise FileNotFoundError(f"{source}: no such file or folder, and not a Hub dataset id (org/name)")
 
 
-def _normalised_or_problems(read: RowRead) -> tuple[dict[str, Any] | None, list[tuple[str, str]]]:
-    """The v1.1 row of one read, or the (field, reason) problems that make it unusable."""
+def _record_or_problems(read: RowRead) -> tuple[Record | None, list[tuple[str, str]]]:
+    """The record of one read, or the (field, reason) problems that make it unusable."""
     if read.error is not None:
         return None, [(read.field, read.error)]
+    layout = detect_layout(read.row)
+    if layout != "llama-nemotron":
+        problems = [(p.field, p.reason) for p in layout_problems(read.row, layout)]
+        if problems:
+            return None, problems
+        return conversation_row_to_record(read.row, language_of_source(read.file)), []
+    row, problems = _normalised_or_problems(read)
+    return (row_to_record(row) if row is not None else None), problems
+
+
+def _normalised_or_problems(read: RowRead) -> tuple[dict[str, Any] | None, list[tuple[str, str]]]:
+    """The v1.1 row of one read, or the (field, reason) problems that make it unusable."""
     try:
         row = normalise_row(read.row)
     except ValueError as exc:
@@ -171,7 +189,7 @@ def ingest(
         for stream in streams:
             for read in stream:
                 summary.rows += 1
-                row, problems = _normalised_or_problems(read)
+                record, problems = _record_or_problems(read)
                 if problems:
                     summary.rejected += 1
                     for field_name, reason in problems:
@@ -180,9 +198,8 @@ def ingest(
                     detail = "; ".join(f"{f}: {r}" for f, r in problems)
                     outputs.fail(None, f"invalid_row:{problems[0][0]}", detail, read.where)
                     continue
-                assert row is not None
-                record = row_to_record(row)
-                if not selection.accepts(row):
+                assert record is not None
+                if not selection.accepts(record):
                     summary.skipped += 1
                     outputs.drop(record, "not_selected", selection.describe(), read.where)
                     continue

@@ -307,8 +307,8 @@ def iter_records(paths: Iterable[str | Path], batch_size: int = 1024) -> Iterato
 
 def iter_records_of(reads: Iterable[RowRead]) -> Iterator[tuple[RowRead, Any]]:
     """`iter_records` over rows already read."""
-    from thinktoggle.schemas.convert import arrow_row_to_record, row_to_record
-    from thinktoggle.schemas.published import row_problems
+    from thinktoggle.schemas.conversation import detect_layout, language_of_source, layout_problems
+    from thinktoggle.schemas.convert import arrow_row_to_record, conversation_row_to_record, row_to_record
 
     for read in reads:
         if read.error is not None:
@@ -323,10 +323,14 @@ def iter_records_of(reads: Iterable[RowRead]) -> Iterator[tuple[RowRead, Any]]:
                 field = getattr(exc, "field", "(row)")  # RecordFieldError names it
                 yield RowRead(read.file, read.line, error=f"not a valid record: {exc}", field=field), None
             continue
-        problems = list(row_problems(row))
+        layout = detect_layout(row)  # a published row: Llama-Nemotron's, or a conversation (Nemotron v1 / v2)
+        problems = list(layout_problems(row, layout))
         if problems:
             first = problems[0]
             more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
             yield RowRead(read.file, read.line, error=first.reason + more, field=first.field), None
             continue
-        yield read, row_to_record(row)
+        if layout == "llama-nemotron":
+            yield read, row_to_record(row)
+        else:
+            yield read, conversation_row_to_record(row, language_of_source(read.file))

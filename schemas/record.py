@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
@@ -12,8 +13,16 @@ from thinktoggle.schemas.think import system_prompt_for
 Reasoning = Literal["on", "off"]
 VerdictValue = Literal["pass", "fail", "unverifiable", "error"]
 
-CATEGORIES = ("math", "code", "science", "chat", "safety", "tool_calling")
+CATEGORIES = ("math", "code", "science", "chat", "safety", "tool_calling")  # the Llama-Nemotron layout's
 ROLES = ("system", "user", "assistant", "tool")
+# The conversational layouts (schemas/conversation.py) add NVIDIA's `stem` and per-language categories.
+RECORD_CATEGORIES = (*CATEGORIES, "stem")
+MULTILINGUAL = re.compile(r"multilingual_[a-z]{2,3}")
+
+
+def is_record_category(name: object) -> bool:
+    """A category a record may carry: one of RECORD_CATEGORIES or `multilingual_<lang>`."""
+    return isinstance(name, str) and (name in RECORD_CATEGORIES or MULTILINGUAL.fullmatch(name) is not None)
 
 
 def canonical_json(value: Any) -> str:
@@ -26,9 +35,16 @@ def content_hash(*parts: Any) -> str:
     return hashlib.blake2b(canonical_json(list(parts)).encode(), digest_size=8).hexdigest()
 
 
-def make_pair_id(category: str, messages: list[dict[str, str]]) -> str:
+def _hashed_turn(message: dict[str, Any]) -> dict[str, Any]:
+    turn = {"role": message["role"], "content": message["content"]}
+    if message.get("tool_calls"):  # only then: the ids of turns without tool calls stay as they were
+        turn["tool_calls"] = message["tool_calls"]
+    return turn
+
+
+def make_pair_id(category: str, messages: list[dict[str, Any]]) -> str:
     """The id shared by every sample of one prompt in both modes: category + prompt messages."""
-    return content_hash("pair", category, [{"role": m["role"], "content": m["content"]} for m in messages])
+    return content_hash("pair", category, [_hashed_turn(m) for m in messages])
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,9 +65,11 @@ class Record:
 
     `output` is the published output (`<think>\\n…\\n</think>\\n\\n answer` when on): one source of truth,
     split on demand with `thinktoggle.schemas.think.split_output`. A prompt not yet answered has output "".
+    An assistant turn in `input` may carry `tool_calls` (OpenAI form: {id, type, function: {name, arguments}});
+    the answer's own tool calls are `tool_calls`. Both are absent (no key, empty list) when there are none.
     """
 
-    input: list[dict[str, str]]
+    input: list[dict[str, Any]]
     category: str
     reasoning: Reasoning
     output: str = ""
@@ -66,6 +84,7 @@ class Record:
     sampling: dict[str, Any] = field(default_factory=dict)  # provenance: engine, teacher, params, usage
     verdicts: list[Verdict] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)  # the answer's tool calls (OpenAI form)
     pair_id: str = ""
     id: str = ""
 
@@ -78,6 +97,8 @@ class Record:
             self.id = self.compute_id()
 
     def compute_id(self) -> str:
+        if self.tool_calls:  # only then: ids of records without tool calls stay as they were
+            return content_hash("record", self.pair_id, self.reasoning, self.sample, self.output, self.tool_calls)
         return content_hash("record", self.pair_id, self.reasoning, self.sample, self.output)
 
     def with_output(self, output: str, **changes: Any) -> Record:
