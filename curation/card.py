@@ -13,7 +13,7 @@ from typing import Any
 import polars as pl
 import yaml
 
-from thinktoggle.curation.export import CARD, ExportConfig
+from thinktoggle.curation.export import ARROW_SCHEMAS, CARD, DATA, FILE_PREFIX, ExportConfig, file_prefix
 from thinktoggle.curation.plots import funnel_chart, length_histogram
 from thinktoggle.schemas.io import atomic_write_text
 
@@ -33,8 +33,36 @@ def size_category(rows: int) -> str:
     return next((name for limit, name in SIZE_CATEGORIES if rows < limit), "n>1B")
 
 
-def scan_export(out_dir: Path, config_name: str) -> pl.LazyFrame:
-    return pl.scan_parquet(str(out_dir / config_name / "*" / "*.parquet"))
+def scan_export(out_dir: Path, config: ExportConfig) -> pl.LazyFrame:
+    """The exported rows as (split, category, reasoning, generator, output): a conversation's output is the
+    content of its last turn (the answer); its split is in its file name (`data/<split>-part-*`)."""
+    if config.layout == "llama-nemotron":
+        frame = pl.scan_parquet(str(out_dir / config.config_name / "*" / "*.parquet"))
+        return frame.with_columns(split=pl.col("category"))
+    prefixes = {file_prefix(s): s for s in _splits_written(out_dir)}
+    frames = [
+        pl.scan_parquet(str(out_dir / DATA / f"{prefix}-part-*.parquet")).with_columns(split=pl.lit(split))
+        for prefix, split in sorted(prefixes.items())
+    ]
+    if not frames:
+        return pl.LazyFrame(
+            schema={
+                "split": pl.String,
+                "category": pl.String,
+                "reasoning": pl.String,
+                "generator": pl.String,
+                "output": pl.String,
+            }
+        )
+    answer = pl.col("messages").list.last().struct.field("content").fill_null("")
+    return pl.concat(frames).select("split", "category", "reasoning", "generator", output=answer)
+
+
+def _splits_written(out_dir: Path) -> list[str]:
+    """The splits of a conversational export, from its file names."""
+    by_prefix = {v: k for k, v in FILE_PREFIX.items()}
+    found = {p.name.split("-part-r", 1)[0] for p in (out_dir / DATA).glob("*-part-r*.parquet")}
+    return sorted(by_prefix.get(prefix, prefix) for prefix in found)
 
 
 def with_lengths(frame: pl.LazyFrame, tokenizer: str = "") -> tuple[pl.LazyFrame, str]:
@@ -72,8 +100,12 @@ def _cell(value: Any) -> str:
     return str(value).replace("|", "\\|")
 
 
-def front_matter(config: ExportConfig, categories: list[str], rows: int) -> dict[str, Any]:
-    """The card's YAML: `configs` lists one split per category so that load_dataset(folder) finds them."""
+def front_matter(config: ExportConfig, split_rows: dict[str, int]) -> dict[str, Any]:
+    """The card's YAML: `configs` lists one split per category so that load_dataset(folder) finds them; for the
+    conversational layouts also `dataset_info` (features and splits), as NVIDIA's cards state them."""
+    if config.layout != "llama-nemotron":
+        return _conversational_front_matter(config, split_rows)
+    categories, rows = sorted(split_rows), sum(split_rows.values())
     return {
         "license": config.license,
         "configs": [
@@ -89,6 +121,51 @@ def front_matter(config: ExportConfig, categories: list[str], rows: int) -> dict
         "language": ["en"],
         "size_categories": [size_category(rows)],
         "tags": ["reasoning", "synthetic", "sft", "reasoning-toggle", "llama-nemotron", "thinktoggle"],
+        "pretty_name": config.name,
+    }
+
+
+COLUMNS = {
+    "llama-nemotron": "`input` (prompt turns: list of {role, content}), `output` (`<think>…</think>` then the answer "
+    "when reasoning is on), `category`, `license`, `reasoning` (on/off), `generator` (teacher models), "
+    "`used_in_training`, `version`, `system_prompt` (`detailed thinking on|off`), and for verifiable rows "
+    "`expected_answer` and `tests`.",
+    "nemotron-v1": "`uuid`, `license`, `generator`, `version`, `category`, `reasoning` (on/off), `messages` (the "
+    "conversation: the system turn, then user / assistant / tool turns; the last assistant turn is the answer, "
+    "`<think>…</think>` first when reasoning is on; `tool_calls`: [{id, type, function: {name, arguments: a JSON "
+    "object string}}]) and `metadata` (a JSON string: tool declarations, gold answers).",
+    "nemotron-v2": "`uuid`, `license`, `generator`, `version`, `category`, `reasoning` (on/off) and `messages` (the "
+    "conversation: {role, content} turns; the last assistant turn is the answer, `<think>…</think>` first when "
+    "reasoning is on).",
+}
+
+
+def published_glob(config: ExportConfig) -> str:
+    return f"{config.config_name}/*/*.parquet" if config.layout == "llama-nemotron" else f"{DATA}/*.parquet"
+
+
+def _conversational_front_matter(config: ExportConfig, split_rows: dict[str, int]) -> dict[str, Any]:
+    from datasets import Features
+
+    features = Features.from_arrow_schema(ARROW_SCHEMAS[config.layout])
+    splits = sorted(split_rows)
+    languages = sorted({s.removeprefix("multilingual_") for s in splits if s.startswith("multilingual_")})
+    return {
+        "dataset_info": {
+            "features": features._to_yaml_list(),
+            "splits": [{"name": s, "num_examples": split_rows[s]} for s in splits],
+        },
+        "configs": [
+            {
+                "config_name": "default",
+                "data_files": [{"split": s, "path": f"{DATA}/{file_prefix(s)}-*"} for s in splits],
+            }
+        ],
+        "license": config.license,
+        "task_categories": ["text-generation"],
+        "language": ["en", *languages],
+        "size_categories": [size_category(sum(split_rows.values()))],
+        "tags": ["reasoning", "synthetic", "sft", "reasoning-toggle", "nemotron", "thinktoggle"],
         "pretty_name": config.name,
     }
 
@@ -158,13 +235,15 @@ def write_card(
     recipe_text: str = "",
 ) -> Path:
     """Write out_dir/README.md (and out_dir/plots/*.png) for the exported folder."""
-    scan = scan_export(out_dir, config.config_name)
+    scan = scan_export(out_dir, config)
+    split_rows = dict(scan.group_by("split").agg(rows=pl.len()).collect().iter_rows())
     by_group = (
         scan.group_by("category", "reasoning", "generator")
         .agg(rows=pl.len())
         .sort("category", "reasoning", "generator")
     ).collect()
     categories = sorted(by_group["category"].unique().to_list()) if by_group.height else []
+    splits_list = sorted(split_rows)
     total = int(by_group["rows"].sum()) if by_group.height else 0
     lengths_frame, unit = with_lengths(scan.select("category", "reasoning", "output"), config.tokenizer)
     lengths = lengths_frame.select("category", "reasoning", "length").collect()
@@ -190,8 +269,9 @@ def write_card(
             plot_links.append(f"![{category}: lengths on vs off]({path.relative_to(out_dir).as_posix()})")
         funnel_chart(funnel, out_dir / "plots" / "funnel.png")
 
-    header = yaml.safe_dump(front_matter(config, categories, total), sort_keys=False, allow_unicode=True)
-    splits = ", ".join(f"`{c}`" for c in categories) or "(none)"
+    header = yaml.safe_dump(front_matter(config, split_rows), sort_keys=False, allow_unicode=True)
+    splits = ", ".join(f"`{c}`" for c in splits_list) or "(none)"
+    card_config = config.config_name if config.layout == "llama-nemotron" else "default"
     sections = [
         f"---\n{header}---",
         f"# {config.name}",
@@ -201,16 +281,13 @@ def write_card(
             "answered with the system prompt `detailed thinking on` (reasoning in `<think>…</think>`, then the "
             "answer) and `detailed thinking off` (the answer directly). Built with thinktoggle."
         ),
-        f"**{total:,} rows** in config `{config.config_name}`, one split per category: {splits}.",
+        f"**{total:,} rows** in config `{card_config}` (layout {config.layout}), one split per category: {splits}.",
         "## Loading\n\n```python\nfrom datasets import load_dataset\n\n"
-        f'ds = load_dataset("<this repo or folder>", "{config.config_name}")\n'
-        f'split = ds["{categories[0] if categories else "math"}"]\n```\n\n'
+        f'ds = load_dataset("<this repo or folder>", "{card_config}")\n'
+        f'split = ds["{splits_list[0] if splits_list else "math"}"]\n```\n\n'
         "```python\nimport polars as pl\n\n"
-        f'rows = pl.scan_parquet("{config.config_name}/*/*.parquet")\n```',
-        "## Columns\n\n`input` (prompt turns: list of {role, content}), `output` (`<think>…</think>` then the answer "
-        "when reasoning is on), `category`, `license`, `reasoning` (on/off), `generator` (teacher models), "
-        "`used_in_training`, `version`, `system_prompt` (`detailed thinking on|off`), and for verifiable rows "
-        "`expected_answer` and `tests`.",
+        f'rows = pl.scan_parquet("{published_glob(config)}")\n```',
+        "## Columns\n\n" + COLUMNS[config.layout],
         "## How it was produced",
         _provenance(provenance),
     ]

@@ -1,7 +1,8 @@
 """Decontamination: drop prompts that share a word n-gram with a benchmark (files or Hub datasets).
 
 Text on both sides is normalised the same way (NFKC, lower case, whitespace collapsed) and split into words
-(`\\w+`, so punctuation and LaTeX braces do not matter); a prompt is contaminated when any of its word n-grams
+(`\\w+` runs, one character each in scripts without spaces such as Japanese: `dedup.WORD`; punctuation and
+LaTeX braces do not matter); a prompt is contaminated when any of its word n-grams
 is an n-gram of a benchmark item. n = 13 is the common choice; open-r1 uses 8. Items shorter than n words
 cannot match and are counted in the report.
 
@@ -12,7 +13,6 @@ the stage is pair-consistent by construction. It runs record by record as a data
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,14 +20,13 @@ from typing import Any
 from thinktoggle.core.executors import ExecutorConfig
 from thinktoggle.core.outputs import RecordStageStep, completed_stats, rank_prefix, run_record_stage
 from thinktoggle.core.stats import StageStats
-from thinktoggle.curation.dedup import normalise_text, prompt_text
+from thinktoggle.curation.dedup import WORD, normalise_text, prompt_text
 from thinktoggle.schemas.hub import load_hub_dataset
 from thinktoggle.schemas.io import atomic_write_text, iter_rows
 from thinktoggle.schemas.record import Record, Verdict
 
 STAGE = "decontaminate"
 REPORT = "decontamination_report.json"
-_WORD = re.compile(r"\w+")
 
 
 @dataclass(frozen=True)
@@ -50,7 +49,7 @@ class DecontaminateConfig:
 
 
 def words(text: str) -> list[str]:
-    return _WORD.findall(normalise_text(text))
+    return WORD.findall(normalise_text(text))
 
 
 def word_ngrams(text: str, n: int) -> list[str]:

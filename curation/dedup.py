@@ -43,6 +43,14 @@ EXACT_PROMPT, NEAR_PROMPT, EXACT_RESPONSE = (
 )
 _PROMPT_SCHEMA = pa.schema([("pair_id", pa.string()), ("prompt", pa.string())])
 _WHITESPACE = re.compile(r"\s+")
+# Scripts written without spaces between words (Han, kana, Thai, Lao, Khmer, Myanmar): each character is a
+# token there, so n-grams of "日本語の文章" are character n-grams; elsewhere a token is a run of \w.
+_UNSPACED = (
+    "\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
+    "\U00020000-\U0003134f"
+)
+WORD = re.compile(rf"[{_UNSPACED}]|[^\W{_UNSPACED}]+")  # decontamination's words (punctuation ignored)
+WORD_OR_MARK = re.compile(rf"[{_UNSPACED}]|[^\W{_UNSPACED}]+|[^\w\s]")  # MinHash shingles keep punctuation
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 
 
@@ -90,12 +98,11 @@ def prompt_key(record: Record) -> bytes:
 
 
 class RegexWordTokenizer(WordTokenizer):
-    """Words and single punctuation marks; datatrove's English tokenizer needs spaCy, and prompts need no more."""
-
-    _WORD = re.compile(r"\w+|[^\w\s]")
+    """Words and single punctuation marks (one token per character in unspaced scripts: `WORD_OR_MARK`);
+    datatrove's English tokenizer needs spaCy, and prompts need no more."""
 
     def word_tokenize(self, text: str) -> list[str]:
-        return self._WORD.findall(text)
+        return WORD_OR_MARK.findall(text)
 
     def sent_tokenize(self, text: str) -> list[str]:
         return [text]

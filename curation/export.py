@@ -2,13 +2,19 @@
 
     out_dir/kept/, dropped/, failed/, stats.json        the stage layout every stage writes (core/layout.py):
                                                         kept/ holds the exported records, for a next stage
-    out_dir/SFT/<category>/part-r00000-00000.parquet   published rows (PUBLISHED_SCHEMA), one split per category
+    out_dir/SFT/<category>/part-r00000-00000.parquet   layout llama-nemotron: published rows (PUBLISHED_SCHEMA),
+                                                        one split per category
+    out_dir/data/<split>-part-r00000-00000.parquet     layouts nemotron-v1 / -v2 (NEMOTRON_V1/V2_SCHEMA), as
+                                                        NVIDIA's cards lay them out: one split per category,
+                                                        `multilingual_<lang>` for other languages
     out_dir/README.md                                   the dataset card (its YAML `configs:` make
                                                         `datasets.load_dataset(out_dir)` find the splits)
     out_dir/plots/*.png                                 length histograms on vs off, the funnel
 
-Each exported row is checked against the published JSON Schema on the way out; a row that breaks it is
-failed (naming the field) instead of exported, so `thinktoggle check` passes on what is written.
+A record the layout cannot hold without losing something (tool calls in llama-nemotron, a gold answer in
+nemotron-v2: `schemas.convert.unwritable_reason`) is dropped with that reason, never changed. Each exported
+row is checked against its layout's JSON Schema on the way out; a row that breaks it is failed (naming the
+field) instead of exported, so `thinktoggle check` passes on what is written.
 Export runs record by record as a datatrove PipelineStep (rank r writes `part-r{r}-*` files).
 """
 
@@ -19,7 +25,7 @@ from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from datatrove.pipeline.base import PipelineStep
 
@@ -33,22 +39,40 @@ from thinktoggle.core.outputs import (
     rank_prefix,
 )
 from thinktoggle.core.stats import StageStats
-from thinktoggle.schemas.arrow import PUBLISHED_SCHEMA
-from thinktoggle.schemas.convert import record_to_row
+from thinktoggle.schemas.arrow import NEMOTRON_V1_SCHEMA, NEMOTRON_V2_SCHEMA, PUBLISHED_SCHEMA
+from thinktoggle.schemas.conversation import layout_problems
+from thinktoggle.schemas.convert import record_to_layout_row, split_of, unwritable_reason
 from thinktoggle.schemas.io import ShardWriter, atomic_write_text, discover_files, iter_records
-from thinktoggle.schemas.published import row_problems
 from thinktoggle.schemas.record import Record
 
 STAGE = "export"
 CARD = "README.md"
 INVALID = "invalid_published_row"
+UNWRITABLE = "unwritable"
+ARROW_SCHEMAS = {
+    "llama-nemotron": PUBLISHED_SCHEMA,
+    "nemotron-v1": NEMOTRON_V1_SCHEMA,
+    "nemotron-v2": NEMOTRON_V2_SCHEMA,
+}
+DATA = "data"  # the conversational layouts' folder, as on NVIDIA's cards
+FILE_PREFIX = {"tool_calling": "tool"}  # NVIDIA's v1 card: split tool_calling, files data/tool-*
+
+
+def file_prefix(split: str) -> str:
+    """How a conversational split's files start (`data/<prefix>-*` on the card)."""
+    return FILE_PREFIX.get(split, split)
 
 
 @dataclass(frozen=True)
 class ExportConfig:
     name: str = "thinktoggle-reasoning-toggle"  # the card's title
+    layout: Literal["llama-nemotron", "nemotron-v1", "nemotron-v2"] = (
+        "llama-nemotron"  # the published layout (schemas/conversation.py)
+    )
     description: str = ""  # a paragraph for the card
-    config_name: str = "SFT"  # the dataset config the category splits live in (NVIDIA: SFT, RL)
+    config_name: str = (
+        "SFT"  # llama-nemotron: the config the category splits live in (NVIDIA: SFT, RL); the others: default
+    )
     license: str = "cc-by-4.0"  # the card's license (rows keep their own `license` column)
     rows_per_shard: int = 100_000
     card: bool = True
@@ -71,12 +95,29 @@ class ExportStep(PipelineStep):
     type = "💽 - WRITER"
     name = "📦 export"
 
-    def __init__(self, inputs: list[str | Path], out_dir: str | Path, config_name: str, rows_per_shard: int):
+    def __init__(
+        self,
+        inputs: list[str | Path],
+        out_dir: str | Path,
+        config_name: str,
+        rows_per_shard: int,
+        layout: str = "llama-nemotron",
+    ):
         super().__init__()
         self.inputs = [str(p) for p in inputs]
         self.out_dir = str(out_dir)
         self.config_name = config_name
         self.rows_per_shard = rows_per_shard
+        self.layout = layout
+
+    def _writer_for(self, split: str, rank: int, stack: ExitStack) -> ShardWriter:
+        out, schema = Path(self.out_dir), ARROW_SCHEMAS[self.layout]
+        if self.layout == "llama-nemotron":
+            return stack.enter_context(
+                ShardWriter(out / self.config_name / split, schema, f"part-r{rank:05d}", self.rows_per_shard)
+            )
+        prefix = f"{file_prefix(split)}-part-r{rank:05d}"
+        return stack.enter_context(ShardWriter(out / DATA, schema, prefix, self.rows_per_shard))
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
         out = Path(self.out_dir)
@@ -85,6 +126,8 @@ class ExportStep(PipelineStep):
         for pattern in (f"{published_prefix}*", f".{published_prefix}*.tmp-*"):  # what an interrupted try left
             for stale in out.glob(f"{self.config_name}/*/{pattern}"):
                 stale.unlink(missing_ok=True)
+        for stale in [*out.glob(f"{DATA}/*-{published_prefix}-*"), *out.glob(f"{DATA}/.*-{published_prefix}-*.tmp-*")]:
+            stale.unlink(missing_ok=True)
         teachers: Counter = Counter()
         filters: dict[str, Counter] = {}
         writers: dict[str, ShardWriter] = {}
@@ -94,18 +137,19 @@ class ExportStep(PipelineStep):
                 if record is None:
                     outputs.fail_read(read)
                     continue
-                row = record_to_row(record)
-                if problems := list(row_problems(row)):
+                if reason := unwritable_reason(record, self.layout):
+                    outputs.drop(record, f"{UNWRITABLE}:{self.layout}", reason, read.where)
+                    continue
+                row = record_to_layout_row(record, self.layout)
+                if problems := list(layout_problems(row, self.layout)):
                     outputs.fail(record, f"{INVALID}:{problems[0].field}", problems[0].reason, read.where)
                     continue
-                if record.category not in writers:
-                    folder = out / self.config_name / record.category
-                    writers[record.category] = open_writers.enter_context(
-                        ShardWriter(folder, PUBLISHED_SCHEMA, published_prefix, self.rows_per_shard)
-                    )
-                writers[record.category].write(row)
+                split = record.category if self.layout == "llama-nemotron" else split_of(record)
+                if split not in writers:
+                    writers[split] = self._writer_for(split, rank, open_writers)
+                writers[split].write(row)
                 outputs.keep(record)
-                self.stat_update("exported", record.category)
+                self.stat_update("exported", split)
                 teachers["\t".join(provenance_of(record))] += 1
                 for verdict in record.verdicts:
                     filters.setdefault(verdict.filter, Counter())[verdict.verdict] += 1
@@ -159,7 +203,7 @@ def run_export(
         return done
     n_files = len(discover_files(inputs))
     stage_executor = replace(executor, tasks=max(1, min(executor.tasks, n_files)))
-    step = ExportStep(inputs, out_dir, config.config_name, config.rows_per_shard)
+    step = ExportStep(inputs, out_dir, config.config_name, config.rows_per_shard, config.layout)
     make_executor(stage_executor, [step], logs_dir(out_dir), job_name=STAGE).run()
     ranks = [rank_prefix(r) for r in range(stage_executor.tasks)]
     stats = StageStats(STAGE)

@@ -1,7 +1,7 @@
 """The filter stage: records in, verdicts on, kept / dropped / failed out — every record accounted for.
 
     [partition: each input row read once, bucketed by prompt] -> reader (this rank's bucket)
-        -> format -> length -> repetition -> math -> code [-> judge] -> writer
+        -> format -> length -> repetition -> toolcall -> math -> code [-> judge] -> writer
 
     out_dir/kept/      kept records (RECORD_SCHEMA, provenance and verdicts kept): the next stage's input
     out_dir/dropped/   dropped records + stage, reason (the filter's), detail, source (file:line)
@@ -49,12 +49,13 @@ from thinktoggle.filters.steps import (
     RecordReader,
     is_rejected,
 )
+from thinktoggle.filters.toolcall import ToolCallConfig, toolcall_verdict
 from thinktoggle.schemas.convert import document_to_record
 from thinktoggle.schemas.io import atomic_write_text, discover_files
 from thinktoggle.schemas.record import Record, Verdict
 
-FILTER_ORDER = ("format", "length", "repetition", "math", "code", "judge")
-DEFAULT_FILTERS = FILTER_ORDER[:5]  # the judge needs a model: it runs only when `only` names it
+FILTER_ORDER = ("format", "length", "repetition", "toolcall", "math", "code", "judge")
+DEFAULT_FILTERS = FILTER_ORDER[:6]  # the judge needs a model: it runs only when `only` names it
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ class FilterConfig:
     format: FormatConfig = field(default_factory=FormatConfig)
     length: LengthConfig = field(default_factory=LengthConfig)
     repetition: RepetitionConfig = field(default_factory=RepetitionConfig)
+    toolcall: ToolCallConfig = field(default_factory=ToolCallConfig)  # filters/toolcall.py: declared functions
     math: MathConfig = field(default_factory=MathConfig)
     code: CodeConfig = field(default_factory=CodeConfig)
     judge: JudgeConfig = field(default_factory=JudgeConfig)  # filters/judge.py: an LLM judge
@@ -153,6 +155,17 @@ class RepetitionFilter(RecordFilter):
 
     def judge(self, record: Record) -> Verdict:
         return repetition_verdict(record, self.config)
+
+
+class ToolCallFilter(RecordFilter):
+    filter_name = "toolcall"
+
+    def __init__(self, config: ToolCallConfig, keep: KeepPolicy) -> None:
+        super().__init__(keep)
+        self.config = config
+
+    def judge(self, record: Record) -> Verdict | None:
+        return toolcall_verdict(record, self.config)
 
 
 class MathFilter(RecordFilter):
@@ -274,6 +287,7 @@ def build_filters(config: FilterConfig) -> list[RecordFilter]:
         "format": lambda: FormatFilter(config.format, keep),
         "length": lambda: LengthFilter(config.length, keep),
         "repetition": lambda: RepetitionFilter(config.repetition, keep),
+        "toolcall": lambda: ToolCallFilter(config.toolcall, keep),
         "math": lambda: MathFilter(config.math, keep),
         "code": lambda: CodeFilter(config.code, keep),
         "judge": lambda: JudgeFilter(config.judge, keep),
