@@ -447,3 +447,6 @@ __all__ = [
     "solve_mod_chain",
     "split_of",
 ]
+
+# The tool_calling task lives in its own module; importing it here registers it wherever tasks are looked up.
+from thinktoggle.generators import procedural_tools as _procedural_tools  # noqa: E402, F401
