@@ -1,19 +1,26 @@
-"""The bubblewrap command line: which namespaces, binds and mounts a sandbox gets, and the zygote's argv."""
+"""The bubblewrap command line: which namespaces, binds and mounts a sandbox gets, the seccomp filter, the
+unprivileged host uid bubblewrap runs as when we are root, and the zygote's argv."""
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 import shutil
+import stat
 import subprocess
 import sys
+import tempfile
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from thinktoggle.filters.sandbox.seccomp import SeccompUnavailable, filter_fd
 from thinktoggle.filters.sandbox.spec import SandboxLimits, SandboxUnavailable
 
 ZYGOTE_SOURCE = Path(__file__).with_name("zygote.py")
 ZYGOTE_INSIDE = "/sandbox/zygote.py"
-SANDBOX_UID = 65534  # nobody
+SANDBOX_UID = 65534  # nobody: the uid inside, and (when we are root) bubblewrap's own uid outside
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32")
 
 
@@ -31,12 +38,91 @@ def _python_binds() -> tuple[str, list[str]]:
     return interpreter, binds
 
 
-def bwrap_command(bwrap: str, limits: SandboxLimits, inner: list[str], info_fd: int | None = None) -> list[str]:
-    """The bwrap invocation that runs `inner` (an argv inside the sandbox)."""
+def host_uid_for_bwrap(host_uid: int = SANDBOX_UID) -> int | None:
+    """The uid bubblewrap drops to before it starts: `host_uid` when we are root, None (stay as we are) if not.
+
+    As root, bwrap's user namespace maps the sandbox's uid to root outside, so a file an escaped process
+    creates is root's; run as `host_uid`, the mapping ends there. The cgroup set-up stays in the root parent.
+    """
+    return host_uid if os.geteuid() == 0 else None
+
+
+def _reachable_by(path: str, uid: int) -> bool:
+    """Whether `uid` (with gid == uid and no other groups, as setpriv leaves it) can look up `path`."""
+    current = "/"
+    for part in [p for p in path.split("/") if p]:
+        current = os.path.join(current, part)
+        try:
+            st = os.stat(current)
+        except OSError:
+            return False
+        bit = stat.S_IXUSR if st.st_uid == uid else stat.S_IXGRP if st.st_gid == uid else stat.S_IXOTH
+        if not st.st_mode & bit:
+            return False
+    return True
+
+
+_stage_lock = threading.Lock()
+_stage: dict[int, str] = {}  # pid -> this process's staging folder
+
+
+def _stage_dir(index: int) -> str:
+    """An empty, world-traversable folder to mount a bind source on (in a private mount namespace only)."""
+    with _stage_lock:
+        if os.getpid() not in _stage:
+            top = tempfile.mkdtemp(prefix="thinktoggle-stage-")
+            os.chmod(top, 0o755)
+            _stage[os.getpid()] = top
+            atexit.register(_remove_stage, os.getpid(), top)
+        path = os.path.join(_stage[os.getpid()], str(index))
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(path, 0o755)
+        return path
+
+
+def _remove_stage(owner: int, top: str) -> None:
+    if os.getpid() == owner:  # not from a forked worker: its parent may still be starting sandboxes
+        shutil.rmtree(top, ignore_errors=True)
+
+
+@dataclass
+class Launch:
+    """One sandbox start: the argv, and the fds it reads (seccomp program, zygote source) that the caller passes
+    to the child and closes after spawning it."""
+
+    argv: list[str]
+    fds: list[int] = field(default_factory=list)
+
+    def close(self) -> None:
+        for fd in self.fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.fds.clear()
+
+
+def bwrap_command(
+    bwrap: str,
+    limits: SandboxLimits,
+    inner: list[str],
+    info_fd: int | None = None,
+    host_uid: int | None = None,
+) -> Launch:
+    """The command that runs `inner` (an argv inside the sandbox), as `host_uid` outside when that is set."""
     _, python_binds = _python_binds()
+    launch = Launch([])
+    try:
+        seccomp = filter_fd()
+        launch.fds.append(seccomp)
+        zygote = os.open(ZYGOTE_SOURCE, os.O_RDONLY | os.O_CLOEXEC)  # copied in: its folder may be private
+        launch.fds.append(zygote)
+    except (OSError, SeccompUnavailable) as exc:
+        launch.close()
+        raise SandboxUnavailable(f"cannot build the sandbox's seccomp filter: {exc}") from exc
     args = [bwrap, "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--disable-userns"]
-    args += ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--hostname", "sandbox"]
-    args += ["--cap-drop", "ALL", "--die-with-parent", "--new-session", "--clearenv"]
+    # --as-pid-1: the zygote is the namespace's init, so nothing inside can SIGKILL or SIGSTOP it (the kernel
+    # drops such signals to an init from its own namespace), and no bwrap reaper lives beside it.
+    args += ["--unshare-pid", "--as-pid-1", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--hostname", "sandbox"]
+    args += ["--cap-drop", "ALL", "--die-with-parent", "--new-session", "--clearenv", "--seccomp", str(seccomp)]
     args += ["--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", "/tmp/work", "--setenv", "LANG", "C.UTF-8"]
     args += ["--setenv", "PYTHONDONTWRITEBYTECODE", "1"]
     for path in SYSTEM_DIRS:
@@ -44,16 +130,44 @@ def bwrap_command(bwrap: str, limits: SandboxLimits, inner: list[str], info_fd: 
             args += ["--symlink", os.readlink(path), path]
         elif os.path.isdir(path):
             args += ["--ro-bind", path, path]
+    staged: list[str] = []  # source, stage, ...: binds the dropped uid cannot reach (a Python under /root)
     for path in python_binds:
-        args += ["--ro-bind", path, path]
-    args += ["--ro-bind", str(ZYGOTE_SOURCE), ZYGOTE_INSIDE]
+        if host_uid is not None and not _reachable_by(path, host_uid):
+            stage = _stage_dir(len(staged) // 2)
+            staged += [path, stage]
+            args += ["--ro-bind", stage, path]
+        else:
+            args += ["--ro-bind", path, path]
+    args += ["--ro-bind-data", str(zygote), ZYGOTE_INSIDE]
     args += ["--proc", "/proc", "--dev", "/dev", "--mqueue", "/dev/mqueue"]
     size = str(limits.tmpfs_mb << 20)
     args += ["--size", size, "--tmpfs", "/tmp", "--size", size, "--tmpfs", "/dev/shm"]
-    args += ["--remount-ro", "/", "--chdir", "/tmp"]
+    # Only /tmp, /dev/shm and /dev/mqueue stay writable (the zygote wipes them after every program).
+    args += ["--remount-ro", "/dev", "--remount-ro", "/", "--chdir", "/tmp"]
     if info_fd is not None:
         args += ["--info-fd", str(info_fd)]
-    return [*args, *inner]
+    args += inner
+    if host_uid is not None:
+        drop = ["setpriv", f"--reuid={host_uid}", f"--regid={host_uid}", "--clear-groups", "--"]
+        args = drop + args
+        if staged:  # a private mount namespace, as root, where each source is mounted on its stage
+            mount = 'while [ "$1" != -- ]; do mount --bind "$1" "$2" || exit 96; shift 2; done; shift; exec "$@"'
+            args = [
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "--",
+                "/bin/sh",
+                "-c",
+                mount,
+                "sh",
+                *staged,
+                "--",
+                *args,
+            ]
+    launch.argv = args
+    return launch
 
 
 def zygote_argv(once: bool, contained: bool) -> list[str]:
@@ -64,11 +178,13 @@ def zygote_argv(once: bool, contained: bool) -> list[str]:
 
 
 _probe_lock = threading.Lock()
-_probe_result: dict[str, str | None] = {}
+_probe_result: dict[tuple[str, int | None], str | None] = {}
+PROBE = "import os; print(os.getuid(), [l.split()[1] for l in open('/proc/self/status') if l.startswith('Seccomp:')])"
 
 
-def check_bwrap(bwrap: str | None = None) -> str:
-    """The bwrap path, after proving once per process that it can build our sandbox here."""
+def check_bwrap(bwrap: str | None = None, host_uid: int | None = None) -> str:
+    """The bwrap path, after proving once per process that it can build our sandbox here (as `host_uid`
+    outside, with the seccomp filter active inside)."""
     bwrap = bwrap or find_bwrap()
     if bwrap is None:
         raise SandboxUnavailable(
@@ -77,13 +193,27 @@ def check_bwrap(bwrap: str | None = None) -> str:
             "to run untrusted programs as plain host processes WITHOUT any isolation."
         )
     with _probe_lock:
-        if bwrap not in _probe_result:
+        if (bwrap, host_uid) not in _probe_result:
             interpreter, _ = _python_binds()
-            cmd = bwrap_command(bwrap, SandboxLimits(), [interpreter, "-I", "-c", "import os; print(os.getuid())"])
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
-            ok = done.returncode == 0 and done.stdout.strip() == str(SANDBOX_UID)
-            _probe_result[bwrap] = None if ok else (done.stderr.strip() or done.stdout.strip() or "no output")
-        error = _probe_result[bwrap]
+            launch = bwrap_command(bwrap, SandboxLimits(), [interpreter, "-I", "-c", PROBE], host_uid=host_uid)
+            try:
+                done = subprocess.run(
+                    launch.argv,
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                    stdin=subprocess.DEVNULL,
+                    pass_fds=launch.fds,
+                )
+            except OSError as exc:  # setpriv or unshare missing
+                done = subprocess.CompletedProcess(launch.argv, 127, "", str(exc))
+            finally:
+                launch.close()
+            ok = done.returncode == 0 and done.stdout.strip() == f"{SANDBOX_UID} ['2']"
+            _probe_result[(bwrap, host_uid)] = (
+                None if ok else (done.stderr.strip() or done.stdout.strip() or "no output")
+            )
+        error = _probe_result[(bwrap, host_uid)]
     if error is not None:
         raise SandboxUnavailable(f"bubblewrap at {bwrap} cannot build the sandbox here: {error}")
     return bwrap

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from thinktoggle.filters.sandbox.cgroups import find_cgroup_roots, sweep_stale_cgroups
-from thinktoggle.filters.sandbox.command import check_bwrap
+from thinktoggle.filters.sandbox.command import SANDBOX_UID, check_bwrap, host_uid_for_bwrap
 from thinktoggle.filters.sandbox.process import ProtocolError, SandboxProcess
 from thinktoggle.filters.sandbox.spec import ExecResult, Program, SandboxLimits, SandboxUnavailable
 
@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 class Sandbox:
     """Executes untrusted programs: `run(program)`, `run_many(programs)`. Thread-safe; use as a context manager.
 
-    `workers` bounds the warm pool (and `run_many`'s concurrency); `max_programs` recycles a warm sandbox.
+    `workers` bounds the warm pool (and `run_many`'s concurrency); `max_programs` recycles a warm sandbox;
+    `host_uid` is the unprivileged uid bubblewrap runs as outside when the pipeline runs as root.
     """
 
     limits: SandboxLimits = field(default_factory=SandboxLimits)
@@ -30,12 +31,14 @@ class Sandbox:
     workers: int = 1
     max_programs: int = 500
     allow_unsafe: bool = False
+    host_uid: int = SANDBOX_UID
 
     def __post_init__(self) -> None:
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
+        self._drop_to = host_uid_for_bwrap(self.host_uid)
         try:
-            self._bwrap: str | None = check_bwrap()
+            self._bwrap: str | None = check_bwrap(host_uid=self._drop_to)
         except SandboxUnavailable:
             if not self.allow_unsafe:
                 raise
@@ -69,7 +72,7 @@ class Sandbox:
         return self._cgroups.memory is not None
 
     def _start(self, once: bool) -> SandboxProcess:
-        box = SandboxProcess(self.limits, self._bwrap, self._cgroups, once=once)
+        box = SandboxProcess(self.limits, self._bwrap, self._cgroups, once=once, host_uid=self._drop_to)
         with self._lock:
             self._live.add(box)
         return box

@@ -17,7 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from thinktoggle.filters.sandbox.cgroups import CgroupRoots, SandboxCgroups
-from thinktoggle.filters.sandbox.command import bwrap_command, zygote_argv
+from thinktoggle.filters.sandbox.command import Launch, bwrap_command, zygote_argv
 from thinktoggle.filters.sandbox.spec import ExecResult, Program, SandboxLimits, Status
 
 FRAME = struct.Struct(">II")  # the zygote's framing: header length, payload length
@@ -47,20 +47,30 @@ class ProtocolError(Exception):
 class SandboxProcess:
     """One bwrap sandbox running the zygote; executes programs one at a time."""
 
-    def __init__(self, limits: SandboxLimits, bwrap: str | None, cgroup_roots: CgroupRoots, once: bool) -> None:
+    def __init__(
+        self,
+        limits: SandboxLimits,
+        bwrap: str | None,
+        cgroup_roots: CgroupRoots,
+        once: bool,
+        host_uid: int | None = None,
+    ) -> None:
+        """`host_uid`: the uid bubblewrap drops to outside (see `command.host_uid_for_bwrap`); None: stay as is."""
         self.limits = limits
         self.programs = 0
         self.cgroup: SandboxCgroups | None = None
         self.init_pid: int | None = None  # the sandbox's pid 1, seen from outside
         self._private_dir: tempfile.TemporaryDirectory | None = None
         info_r, info_w = os.pipe()
+        launch = Launch([])
         try:
             if cgroup_roots.pids is not None or cgroup_roots.memory is not None:
                 # + bwrap, init, zygote; the program's memory, its two tmpfs, and the zygote's own share
                 memory = (limits.memory_mb + 2 * limits.tmpfs_mb + ZYGOTE_MEMORY_MB) << 20
                 self.cgroup = SandboxCgroups(cgroup_roots, limits.processes + 3, memory)
             if bwrap is not None:
-                cmd = bwrap_command(bwrap, limits, zygote_argv(once, contained=True), info_fd=info_w)
+                launch = bwrap_command(bwrap, limits, zygote_argv(once, contained=True), info_w, host_uid)
+                cmd = launch.argv
                 cwd, env = "/", {"PATH": "/usr/bin:/bin"}
             else:  # unsafe: a plain host process in a private folder
                 self._private_dir = tempfile.TemporaryDirectory(prefix="thinktoggle-unsafe-")
@@ -69,7 +79,8 @@ class SandboxProcess:
                 if self.cgroup is not None:  # lets the zygote kill daemons that left the program's group
                     cmd += ["--cgroup-procs", self.cgroup.procs_files[0]]
             if self.cgroup is not None:
-                # Join the cgroups before exec'ing, so no process of the sandbox is ever outside them.
+                # Join the cgroups before exec'ing (as root, before any privilege drop), so no process of the
+                # sandbox is ever outside them.
                 join = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 97; shift; done; shift; exec "$@"'
                 cmd = ["/bin/sh", "-c", join, "sh", *self.cgroup.procs_files, "--", *cmd]
             self.proc = _spawn(
@@ -77,7 +88,7 @@ class SandboxProcess:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
-                pass_fds=(info_w,),
+                pass_fds=(info_w, *launch.fds),
                 cwd=cwd,
                 env=env,
                 start_new_session=True,
@@ -88,6 +99,8 @@ class SandboxProcess:
             if self.cgroup:
                 self.cgroup.kill_and_remove()
             raise
+        finally:
+            launch.close()
         os.close(info_w)
         self._info_r = info_r
         self._out = self.proc.stdout.fileno()
@@ -201,7 +214,8 @@ class SandboxProcess:
         return self.cgroup is not None and self.cgroup.oom_kills() > before
 
     def kill(self) -> None:
-        """Kill the whole sandbox: bwrap, the namespace's init (which takes every process in it), the cgroup."""
+        """Kill the whole sandbox: bwrap, the namespace's init (the zygote: its death takes every process in the
+        namespace), the cgroup."""
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)  # bwrap (its own session)
         if self.init_pid is not None:

@@ -252,16 +252,31 @@ def _kill_all(contained: bool, pgid: int) -> None:
                 os.kill(target, signal.SIGKILL)
 
 
+def _reap_orphans(keep: int) -> None:
+    """As the namespace's init the zygote inherits every orphan (a daemon's exited parent, ...): reap the exited
+    ones so they do not hold pids, but never the program's own process, whose status wait4 reads."""
+    while True:
+        try:
+            info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return
+        if info is None or info.si_pid == keep:
+            return
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(info.si_pid, 0)
+
+
 def _clean_up(contained: bool, pgid: int) -> tuple[bool, str]:
     deadline = time.monotonic() + 2.0
     while True:
         _kill_all(contained, pgid)
+        _reap_orphans(keep=0)  # the program's process is reaped already
         alive = _others_alive(contained, pgid)
         if not alive:
             break
         if time.monotonic() > deadline:
             return False, f"{len(alive)} processes survived the kill"
-        time.sleep(0.002)  # let init reap the zombies
+        time.sleep(0.002)  # let the killed processes exit
     for top in WIPED_DIRS if contained else (WORKDIR,):
         if not os.path.isdir(top):
             continue
@@ -319,6 +334,7 @@ def _serve_one(header: dict, payload: bytearray, contained: bool) -> None:
     status, detail, exited_at = "ok", "", None
     wait_status, cpu_s = None, 0.0
     while selector.get_map():
+        _reap_orphans(keep=pid)
         now = time.monotonic()
         if exited_at is None and now >= deadline:
             status, detail = "timeout", "wall clock"
@@ -389,8 +405,12 @@ def main() -> None:
         CGROUP_PROCS = sys.argv[sys.argv.index("--cgroup-procs") + 1]
     if not contained:  # unsafe mode: the host made our cwd a private temporary folder
         WORKDIR = os.path.join(os.getcwd(), "work")
-    if contained and os.getpid() > 3:
-        raise SystemExit("zygote: --contained but not in a fresh pid namespace; refusing to kill(-1)")
+    if contained and os.getpid() != 1:
+        raise SystemExit("zygote: --contained but not the init of a fresh pid namespace; refusing to kill(-1)")
+    if contained:
+        # The init of its namespace: a signal from inside it reaches us only through a handler, and Python's
+        # SIGINT handler is the only one installed. Without it no program can kill, stop or interrupt us.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
     # Non-dumpable: a same-uid program can neither ptrace us nor open our fds or memory through /proc.
     if ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0) != 0:  # PR_SET_DUMPABLE = 4
         raise SystemExit("zygote: prctl(PR_SET_DUMPABLE, 0) failed")
