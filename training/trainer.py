@@ -1,19 +1,26 @@
 """The SFT trainer, top to bottom: data → tokens + assistant mask → packed batches → AdamW → HF checkpoints.
 
-    read records (published rows or internal records)
+    read records (published rows or internal records), streamed: a window of tokens at a time (data.py)
     → model + tokenizer: a Hugging Face checkpoint folder, or a tiny Llama built from a config with a
       tokenizer trained on the data (training/tiny.py)
     → render every conversation with the chat template, system prompt included, into ids + a mask that is
       1 on the assistant's tokens only (the loss is taken there)
-    → shuffle (on and off examples mixed) and pack short examples into rows of `seq_len`
+    → shuffle each window (on and off examples mixed) and pack short examples into rows of `seq_len`
+    → the loss from the last hidden state, a chunk of tokens at a time, never the full logits (loss.py)
     → AdamW, linear warmup then cosine decay, gradient accumulation and clipping
     → checkpoints in Hugging Face format (safetensors, tokenizer, chat template) that transformers and vLLM
-      load; a rerun resumes from the last one.
+      load; a rerun resumes from the last one; metrics.jsonl holds step, loss, lr, tokens/s and grad norm.
 
 Packing: examples share a row but never attend to each other. Each example's position ids restart at 0 and
 no attention mask is passed; transformers then builds a block-diagonal causal mask from the position-id
-resets (`masking_utils.find_packed_sequence_indices`), for eager, sdpa and flex attention alike.
+resets (`masking_utils.find_packed_sequence_indices`) for eager and sdpa, a block mask for flex attention,
+and FlashAttention takes its variable-length path with no mask at all.
 `tests/training/test_trainer.py` checks that a packed example's logits equal those of the example alone.
+
+Several processes (distributed.py): data parallel, one DistributedDataParallel replica per rank. Every rank
+builds the same global micro-batch of `batch_size x ranks` rows and trains on its own `batch_size` of them;
+the loss is normalised by the assistant tokens of the whole step over all ranks, so N ranks of `batch_size`
+b equal one rank of N x b (tests/training/test_distributed.py). Rank 0 counts the data, logs and saves.
 
 Precision: fp32 on CPU; bf16 autocast on GPU (master weights and optimizer state stay fp32).
 """
@@ -22,21 +29,22 @@ from __future__ import annotations
 
 import json
 import math
-import random
 import shutil
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from thinktoggle.core.outputs import StageOutputs, clear_partial
 from thinktoggle.core.stats import StageStats
-from thinktoggle.schemas.io import atomic_write_text, iter_records
+from thinktoggle.schemas.io import atomic_write_text
 from thinktoggle.schemas.record import Record
+from thinktoggle.training.data import IGNORE, collate, conversation, micro_batches, usable_records, windows
 
-IGNORE = -100  # label of tokens that carry no loss
+ATTENTION = ("sdpa", "eager", "flash_attention_2", "flash_attention_3", "flex_attention")
 
 
 @dataclass(frozen=True)
@@ -55,13 +63,13 @@ class TinyModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """The `train:` section of a recipe. Steps are optimizer steps; a batch is `batch_size` packed rows of
-    `seq_len` tokens per micro-step, times `grad_accum` micro-steps."""
+    """The `train:` section of a recipe. Steps are optimizer steps; a step is `batch_size` packed rows of
+    `seq_len` tokens per process per micro-step, times `grad_accum` micro-steps, times the processes."""
 
     model: str = ""  # a Hugging Face checkpoint folder to fine-tune; "" = a tiny Llama built from `tiny`
     tiny: TinyModelConfig = field(default_factory=TinyModelConfig)
     seq_len: int = 256
-    batch_size: int = 8
+    batch_size: int = 8  # packed rows per micro-step, per process
     grad_accum: int = 1
     max_steps: int = 1000
     lr: float = 3e-3
@@ -72,170 +80,46 @@ class TrainConfig:
     beta2: float = 0.95
     grad_clip: float = 1.0  # 0: no clipping
     packing: bool = True
+    shuffle_tokens: int = 16_000_000  # tokens read, shuffled and packed at a time (~5 bytes each in memory)
+    loss_kernel: str = "chunked"  # chunked | full (all logits at once) | liger (fused, GPU, needs liger-kernel)
+    loss_chunk_mb: int = 256  # chunked: fp32 logits per chunk of tokens, in MB (a 152K vocabulary: 441 tokens)
+    attn_implementation: str = "sdpa"  # sdpa | eager | flash_attention_2 | flex_attention (no L x L mask: flash, flex)
+    gradient_checkpointing: bool = False  # recompute each layer in the backward: activations for one layer
+    precision: str = "auto"  # auto (bf16 autocast on GPU, fp32 on CPU) | bf16 | fp32
+    nproc_per_node: int = 1  # data-parallel processes on this node (torchrun); gloo on CPU, NCCL on GPUs
     seed: int = 0
     save_every: int = 500  # steps between checkpoints (0: only the final model)
     keep_checkpoints: int = 2
     log_every: int = 10
     device: str = "auto"  # auto | cpu | cuda
-    threads: int = 0  # torch CPU threads (0: torch's default)
+    threads: int = 0  # torch CPU threads per process (0: torch's default)
     progress: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("seq_len", "batch_size", "grad_accum", "max_steps", "log_every"):
+        for name in ("seq_len", "batch_size", "grad_accum", "max_steps", "log_every", "shuffle_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"train.{name}: must be >= 1, got {getattr(self, name)}")
+        if self.nproc_per_node < 1 or self.loss_chunk_mb < 1:
+            raise ValueError("train.nproc_per_node and train.loss_chunk_mb must be >= 1")
         if self.lr <= 0 or not 0 <= self.min_lr_ratio <= 1:
             raise ValueError(
                 f"train.lr must be > 0 and train.min_lr_ratio in [0, 1], got {self.lr}, {self.min_lr_ratio}"
             )
         if self.warmup_steps < 0 or self.save_every < 0 or self.keep_checkpoints < 1:
             raise ValueError("train.warmup_steps and train.save_every must be >= 0, train.keep_checkpoints >= 1")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"train.device: expected auto, cpu or cuda, got {self.device!r}")
+        choices = {
+            "device": ("auto", "cpu", "cuda"),
+            "loss_kernel": ("chunked", "full", "liger"),
+            "attn_implementation": ATTENTION,
+            "precision": ("auto", "bf16", "fp32"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"train.{name}: expected one of {', '.join(allowed)}, got {getattr(self, name)!r}")
 
 
 # ------------------------------------------------------------------------------------------------- the data
-
-
-def read_examples(inputs: list[Path], outputs: StageOutputs) -> list[tuple[Record, str]]:
-    """Records with an answer to learn from, with where each was read. Unreadable rows fail, empty outputs are
-    dropped: both written with their reasons (outputs)."""
-    records = []
-    for read, record in iter_records(inputs):
-        if record is None:
-            outputs.fail_read(read)
-        elif not record.output.strip():
-            outputs.drop(record, "empty_output", "nothing to learn from", read.where)
-        else:
-            records.append((record, read.where))
-    return records
-
-
-def conversation(record: Record) -> list[dict[str, str]]:
-    """System prompt (the mode's), prompt turns, then the answer as the last assistant turn."""
-    return [*record.chat_messages(), {"role": "assistant", "content": record.output}]
-
-
-def assistant_spans(tokenizer, messages: list[dict[str, str]]) -> tuple[str, list[tuple[int, int]]]:
-    """The conversation's text, and the character spans of its assistant turns (their end token included).
-
-    Works with any chat template that renders prefixes consistently: an assistant turn is what lies between
-    the rendering of the turns before it (with the generation prompt) and the rendering through it.
-    """
-    text = tokenizer.apply_chat_template(messages, tokenize=False)
-    spans = []
-    for i, message in enumerate(messages):
-        if message["role"] != "assistant":
-            continue
-        before = tokenizer.apply_chat_template(messages[:i], add_generation_prompt=True, tokenize=False)
-        through = tokenizer.apply_chat_template(messages[: i + 1], tokenize=False)
-        if not (through.startswith(before) and text.startswith(through)):
-            raise ValueError("the chat template does not render prefixes consistently; cannot mask assistant turns")
-        spans.append((len(before), len(through)))
-    if not spans:
-        raise ValueError("conversation has no assistant turn")
-    return text, spans
-
-
-def render_conversations(tokenizer, conversations: list[list[dict[str, str]]]) -> list[tuple[list[int], list[int]]]:
-    """For each conversation: token ids and a mask that is 1 on the assistant's tokens (loss is taken there).
-
-    One batched tokenizer call (the Rust tokenizer does the work); a token belongs to the assistant when it
-    starts inside an assistant span, and every span must start on a token boundary.
-    """
-    rendered = [assistant_spans(tokenizer, messages) for messages in conversations]
-    encoded = tokenizer([text for text, _ in rendered], add_special_tokens=False, return_offsets_mapping=True)
-    results = []
-    for (_, spans), ids, offsets in zip(rendered, encoded["input_ids"], encoded["offset_mapping"], strict=True):
-        starts = {start for start, _ in offsets}
-        if any(start not in starts for start, _ in spans):
-            raise ValueError("an assistant turn does not start on a token boundary; cannot mask it")
-        mask = [int(any(lo <= start < hi for lo, hi in spans)) for start, _ in offsets]
-        results.append((list(ids), mask))
-    return results
-
-
-def render_conversation(tokenizer, messages: list[dict[str, str]]) -> tuple[list[int], list[int]]:
-    """Token ids of one conversation and its assistant-token mask (see `render_conversations`)."""
-    return render_conversations(tokenizer, [messages])[0]
-
-
-@dataclass(frozen=True)
-class Example:
-    ids: list[int]
-    mask: list[int]
-    reasoning: str
-
-
-def tokenize_examples(
-    tokenizer, records: list[tuple[Record, str]], seq_len: int, outputs: StageOutputs
-) -> list[Example]:
-    examples = []
-    rendered = render_conversations(tokenizer, [conversation(r) for r, _ in records])
-    for (record, where), (ids, mask) in zip(records, rendered, strict=True):
-        if len(ids) > seq_len:
-            outputs.drop(record, "longer_than_seq_len", f"{len(ids)} tokens > seq_len {seq_len}", where)
-            continue
-        outputs.keep(record)
-        examples.append(Example(ids, mask, record.reasoning))
-    return examples
-
-
-def pack_rows(examples: list[Example], seq_len: int, packing: bool) -> list[list[Example]]:
-    """Rows of examples whose total length fits `seq_len`: greedy, in the given (shuffled) order."""
-    rows: list[list[Example]] = []
-    used = seq_len + 1
-    for example in examples:
-        if not packing or used + len(example.ids) > seq_len:
-            rows.append([])
-            used = 0
-        rows[-1].append(example)
-        used += len(example.ids)
-    return rows
-
-
-def collate(rows: list[list[Example]], seq_len: int, pad_id: int):
-    """input_ids, labels (next token where it is an assistant token, else IGNORE) and position ids that
-    restart at every example (the padding tail is one more 'example'), all [len(rows), seq_len]."""
-    import torch
-
-    input_ids, labels, positions = [], [], []
-    for row in rows:
-        ids, lab, pos = [], [], []
-        for ex in row:
-            ids += ex.ids
-            # label[t] = ids[t+1] where t+1 is an assistant token of the same example; the last token of an
-            # example predicts nothing (the next example's first token is not its continuation)
-            lab += [ex.ids[t + 1] if ex.mask[t + 1] else IGNORE for t in range(len(ex.ids) - 1)] + [IGNORE]
-            pos += list(range(len(ex.ids)))
-        pad = seq_len - len(ids)
-        input_ids.append(ids + [pad_id] * pad)
-        labels.append(lab + [IGNORE] * pad)
-        positions.append(pos + list(range(pad)))
-    return torch.tensor(input_ids), torch.tensor(labels), torch.tensor(positions)
-
-
-def batches(examples: list[Example], config: TrainConfig, epoch: int) -> list[list[list[Example]]]:
-    """One epoch's micro-batches: the examples shuffled (on and off mixed), packed, rows shuffled, grouped."""
-    rng = random.Random(f"{config.seed}/{epoch}")
-    order = examples[:]
-    rng.shuffle(order)
-    rows = pack_rows(order, config.seq_len, config.packing)
-    rng.shuffle(rows)
-    return [rows[i : i + config.batch_size] for i in range(0, len(rows), config.batch_size)]
-
-
-def micro_batches(
-    examples: list[Example], config: TrainConfig, start: tuple[int, int]
-) -> Iterator[tuple[int, int, Any]]:
-    """(epoch, index, micro-batch) forever, from `start` = (epoch, index): a pure function of the seed, so a
-    resumed run sees exactly the batches it would have seen."""
-    epoch, index = start
-    while True:
-        epoch_batches = batches(examples, config, epoch)
-        for i in range(index, len(epoch_batches)):
-            yield epoch, i, epoch_batches[i]
-        epoch, index = epoch + 1, 0
+# (streamed: training/data.py reads, renders, packs and batches a window of tokens at a time)
 
 
 def lr_at(step: int, config: TrainConfig) -> float:
@@ -250,26 +134,29 @@ def lr_at(step: int, config: TrainConfig) -> float:
 # ---------------------------------------------------------------------------------------- model + checkpoints
 
 
-def tokenizer_texts(records: list[Record]) -> Iterator[str]:
+def tokenizer_texts(records: Iterable[Record]) -> Iterator[str]:
     """What the tiny tokenizer is trained on: every message of every conversation."""
     for record in records:
         for message in conversation(record):
             yield message["content"]
 
 
-def build_or_load(config: TrainConfig, records: list[Record], checkpoint: Path | None):
-    """(model, tokenizer): from the checkpoint being resumed, the configured folder, or built tiny."""
+def build_or_load(config: TrainConfig, inputs: list[Path], source: Path | None):
+    """(model, tokenizer): from `source` (the checkpoint being resumed, or rank 0's initial model), the
+    configured folder, or built tiny with a tokenizer trained on the data (streamed)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from thinktoggle.training.tiny import build_tiny_llama, train_tokenizer
 
-    source = checkpoint or (Path(config.model) if config.model else None)
+    source = source or (Path(config.model) if config.model else None)
     if source is not None:
         tokenizer = AutoTokenizer.from_pretrained(source)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype="float32")
+        model = AutoModelForCausalLM.from_pretrained(
+            source, dtype="float32", attn_implementation=config.attn_implementation
+        )
         return model, tokenizer
     tiny = config.tiny
-    tokenizer = train_tokenizer(tokenizer_texts(records), vocab_size=tiny.vocab_size)
+    tokenizer = train_tokenizer(tokenizer_texts(r for r, _ in usable_records(inputs)), vocab_size=tiny.vocab_size)
     model = build_tiny_llama(
         tokenizer,
         hidden_size=tiny.hidden_size,
@@ -280,6 +167,8 @@ def build_or_load(config: TrainConfig, records: list[Record], checkpoint: Path |
         rope_theta=tiny.rope_theta,
         seed=config.seed,
     )
+    if model.config._attn_implementation != config.attn_implementation:
+        model.set_attn_implementation(config.attn_implementation)
     return model, tokenizer
 
 
@@ -314,38 +203,76 @@ def checkpoint_dirs(out_dir: Path) -> list[Path]:
 
 
 def run_train(config: TrainConfig, inputs: list[Path], out_dir: Path, executor: Any = None) -> StageStats:
-    """Train on the records under `inputs`; write `out_dir/model` (HF format), checkpoints, logs, stats.
+    """Train on the records under `inputs`; write `out_dir/model` (HF format), checkpoints, metrics, stats.
 
     Rerun into the same `out_dir`: a finished run is left as it is; an interrupted one resumes from its last
-    checkpoint. `executor` is accepted for the Stage API and unused: training is one process.
+    checkpoint. `executor` is accepted for the Stage API and unused: `nproc_per_node` sets the processes.
     """
     import torch
-    import torch.nn.functional as F
     from tqdm import tqdm
+
+    from thinktoggle.training import distributed as dist
+    from thinktoggle.training.loss import LastHidden, cross_entropy_sum
 
     out_dir = Path(out_dir)
     final_dir = out_dir / "model"
     if (out_dir / "stats.json").exists() and (final_dir / "config.json").exists():
+        return StageStats.read(out_dir / "stats.json")
+    rank, world, local_rank = dist.rank_and_world()
+    if config.nproc_per_node > 1 and world == 1:  # started as one process: become N under torchrun
+        dist.launch(config, [Path(p) for p in inputs], out_dir)
         return StageStats.read(out_dir / "stats.json")
     out_dir.mkdir(parents=True, exist_ok=True)
     if config.threads:
         torch.set_num_threads(config.threads)
     device = "cuda" if config.device == "auto" and torch.cuda.is_available() else config.device
     device = "cpu" if device == "auto" else device
+    dist.init_process_group(device)
+    if device == "cuda":
+        device = f"cuda:{local_rank}"
+    main = rank == 0  # counts the data, logs, saves
 
+    inputs = [Path(p) for p in inputs]
     resume = checkpoint_dirs(out_dir)[-1] if checkpoint_dirs(out_dir) else None
-    clear_partial(out_dir, "part")  # the dropped/ and failed/ of an interrupted run: rewritten below
-    with StageOutputs(out_dir, "train", write_kept=False) as outputs:
-        records = read_examples([Path(p) for p in inputs], outputs)
-        if not records:
+    init_dir = out_dir / "checkpoints" / "init"  # rank 0's fresh model + tokenizer, for the other ranks
+    whole, stats, counts = None, None, {}
+    if main:
+        clear_partial(out_dir, "part")  # the dropped/ and failed/ of an interrupted run: rewritten below
+        with StageOutputs(out_dir, "train", write_kept=False) as outputs:
+            model, tokenizer = build_or_load(config, inputs, resume)
+            # the accounting pass: every record kept, dropped or failed; the examples kept if they fit one window
+            n_windows, examples = 0, []
+            counts = {"examples": 0, "examples_on": 0, "examples_off": 0}
+            for _, examples in windows(inputs, tokenizer, config.seq_len, config.shuffle_tokens, outputs=outputs):
+                n_windows += 1
+                counts["examples"] += len(examples)
+                counts["examples_on"] += sum(e.reasoning == "on" for e in examples)
+                counts["examples_off"] += sum(e.reasoning == "off" for e in examples)
+            whole = examples if n_windows == 1 else None
+        stats = outputs.stats
+        if stats.kept == 0:
             raise ValueError(f"train: no usable records in {[str(p) for p in inputs]}")
-        model, tokenizer = build_or_load(config, [r for r, _ in records], resume)
-        examples = tokenize_examples(tokenizer, records, config.seq_len, outputs)
-    stats = outputs.stats
-    if not examples:
-        raise ValueError(f"train: every example is longer than seq_len={config.seq_len}")
+        if world > 1 and resume is None and not config.model:
+            save_model(model, tokenizer, init_dir)
+    dist.barrier()
+    if not main:
+        model, tokenizer = build_or_load(config, inputs, resume or (init_dir if not config.model else None))
+    if config.loss_kernel != "full" and any(
+        getattr(model.config, name, None) for name in ("final_logit_softcapping", "logit_scale")
+    ):
+        raise ValueError("train.loss_kernel: this model scales its logits; use loss_kernel: full")
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.to(device).train()
     n_params = sum(p.numel() for p in model.parameters())
+    # what the ranks run: the last hidden state; the loss takes it with the output embedding (loss.py)
+    forward = LastHidden(model)
+    if world > 1:
+        forward = torch.nn.parallel.DistributedDataParallel(
+            forward, device_ids=[local_rank] if device.startswith("cuda") else None
+        )
+    out_embedding = model.get_output_embeddings().weight
+    chunk_tokens = max(1, config.loss_chunk_mb * 2**20 // (4 * out_embedding.shape[0]))
 
     # AdamW; no weight decay on norms and biases (1-d tensors)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -356,24 +283,37 @@ def run_train(config: TrainConfig, inputs: list[Path], out_dir: Path, executor: 
         ],
         lr=config.lr,
         betas=(config.beta1, config.beta2),
-        fused=device == "cuda",
+        fused=device.startswith("cuda"),
     )
-    step, position = 0, (0, 0)
+    step, position = 0, (0, 0, 0, 0)
+    metrics_path = out_dir / "metrics.jsonl"
     if resume is not None:
         state = json.loads((resume / "trainer_state.json").read_text())
         optimizer.load_state_dict(torch.load(resume / "optimizer.pt", map_location=device))
         step, position = state["step"], tuple(state["next_batch"])
-        print(f"train: resuming from {resume} (step {step})")
+        print(f"train: rank {rank}: resuming from {resume} (step {step})" if world > 1 else
+              f"train: resuming from {resume} (step {step})", flush=True)  # fmt: skip
+        if main and metrics_path.exists():  # the steps after the checkpoint are redone: their lines go
+            lines = metrics_path.read_text().splitlines(keepends=True)
+            atomic_write_text("".join(x for x in lines if json.loads(x)["step"] <= step), metrics_path)
     torch.manual_seed(config.seed + step)
 
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else torch.autocast("cpu", enabled=False)
+    bf16 = config.precision == "bf16" or (config.precision == "auto" and device.startswith("cuda"))
+    autocast = torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=bf16)
+    stream = micro_batches(
+        inputs,
+        tokenizer,
+        seq_len=config.seq_len,
+        packing=config.packing,
+        rows_per_batch=config.batch_size * world,
+        seed=config.seed,
+        window_tokens=config.shuffle_tokens,
+        start=position,
+        whole=whole,
     )
-    stream = micro_batches(examples, config, position)
     pad_id = (
         tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     )  # padding carries no loss
-    log_path = out_dir / "train_log.jsonl"
     started, tokens_seen, loss_value = time.perf_counter(), 0, float("nan")
     # Redrawn live on a terminal; in a log file (Slurm, `make demo > log`) one line every 30 s instead of ten a second.
     refresh_s = 0.1 if sys.stderr.isatty() else 30.0
@@ -382,43 +322,54 @@ def run_train(config: TrainConfig, inputs: list[Path], out_dir: Path, executor: 
         initial=step,
         desc="train",
         unit="step",
-        disable=not config.progress,
+        disable=not (config.progress and main),
         mininterval=refresh_s,
     )
     while step < config.max_steps:
         lr = lr_at(step, config)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        micro = []
+        micro, tokens = [], 0
         for _ in range(config.grad_accum):
-            epoch, index, rows = next(stream)
-            micro.append(collate(rows, config.seq_len, pad_id))
-            tokens_seen += sum(len(ex.ids) for row in rows for ex in row)  # real tokens, padding not counted
-            position = (epoch, index + 1)
-        # normalise by the assistant tokens of the whole step, so accumulation equals one large batch
-        n_targets = sum(int((labels != IGNORE).sum()) for _, labels, _ in micro)
+            position, rows = next(stream)
+            # this rank's share of the global micro-batch; a short last batch may leave a rank none: it then
+            # runs one row of padding (no target, no gradient) so that every rank joins each all-reduce
+            mine = rows[rank * config.batch_size : (rank + 1) * config.batch_size] or [[]]
+            micro.append(collate(mine, config.seq_len, pad_id))
+            tokens += sum(len(ex.ids) for row in mine for ex in row)  # real tokens, padding not counted
+        # normalise by the assistant tokens of the whole step on every rank: accumulation and ranks together
+        # equal one large batch (DDP averages the ranks' gradients, hence the factor `world`)
+        local_targets = sum(int((labels != IGNORE).sum()) for _, labels, _ in micro)
+        n_targets, tokens = dist.all_reduce_sum([local_targets, tokens])
+        tokens_seen += int(tokens)
         loss_sum = 0.0
-        for input_ids, labels, positions in micro:
+        for i, (input_ids, labels, positions) in enumerate(micro):
             input_ids, labels, positions = input_ids.to(device), labels.to(device), positions.to(device)
-            with autocast:
-                logits = model(input_ids=input_ids, position_ids=positions, use_cache=False).logits
-            loss = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE, reduction="sum")
-            (loss / max(1, n_targets)).backward()
+            # DDP all-reduces the gradients in the backward of the last micro-step only
+            last = world == 1 or i == len(micro) - 1
+            with nullcontext() if last else forward.no_sync():
+                with autocast:
+                    hidden = forward(input_ids, positions)
+                    loss = cross_entropy_sum(
+                        hidden, out_embedding, labels, chunk_tokens=chunk_tokens, kernel=config.loss_kernel
+                    )
+                (loss / max(1, n_targets) * world).backward()
             loss_sum += loss.item()
-        if config.grad_clip:
-            torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, config.grad_clip or math.inf)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         step += 1
-        loss_value = loss_sum / max(1, n_targets)
+        loss_value = dist.all_reduce_sum([loss_sum])[0] / max(1, n_targets)
         elapsed = time.perf_counter() - started
         bar.update(1)
-        if step % config.log_every == 0 or step == config.max_steps:
+        if main and (step % config.log_every == 0 or step == config.max_steps):
             tok_s = tokens_seen / max(elapsed, 1e-9)
             bar.set_postfix(loss=f"{loss_value:.4f}", tok_s=f"{tok_s:,.0f}", lr=f"{lr:.2e}", refresh=False)
-            with log_path.open("a") as log:
-                log.write(json.dumps({"step": step, "loss": loss_value, "lr": lr, "tokens_per_s": tok_s}) + "\n")
-        if config.save_every and step % config.save_every == 0 and step < config.max_steps:
+            entry = {"step": step, "loss": loss_value, "lr": lr, "tokens_per_s": tok_s,
+                     "grad_norm": float(grad_norm), "tokens": tokens_seen}  # fmt: skip
+            with metrics_path.open("a") as log:
+                log.write(json.dumps(entry) + "\n")
+        if main and config.save_every and step % config.save_every == 0 and step < config.max_steps:
             state = {"step": step, "next_batch": list(position), "loss": loss_value, "config": asdict(config)}
             save_model(
                 model,
@@ -431,22 +382,25 @@ def run_train(config: TrainConfig, inputs: list[Path], out_dir: Path, executor: 
     bar.close()
 
     elapsed = time.perf_counter() - started
-    model.to("cpu")
-    save_model(model, tokenizer, final_dir)
-    summary = {
-        "steps": step,
-        "final_loss": loss_value,
-        "parameters": n_params,
-        "examples": len(examples),
-        "examples_on": sum(e.reasoning == "on" for e in examples),
-        "examples_off": sum(e.reasoning == "off" for e in examples),
-        "tokens_trained": tokens_seen,
-        "seconds": round(elapsed, 2),
-        "tokens_per_s": round(tokens_seen / max(elapsed, 1e-9), 1),
-        "device": device,
-        "model_dir": str(final_dir),
-        "config": asdict(config),
-    }
-    atomic_write_text(json.dumps(summary, indent=2) + "\n", out_dir / "train_summary.json")
-    stats.write(out_dir / "stats.json")
-    return stats
+    if main:
+        model.to("cpu")
+        save_model(model, tokenizer, final_dir)
+        shutil.rmtree(init_dir, ignore_errors=True)
+        summary = {
+            "steps": step,
+            "final_loss": loss_value,
+            "parameters": n_params,
+            **counts,
+            "tokens_trained": tokens_seen,
+            "seconds": round(elapsed, 2),
+            "tokens_per_s": round(tokens_seen / max(elapsed, 1e-9), 1),
+            "device": device,
+            "processes": world,
+            "model_dir": str(final_dir),
+            "config": asdict(config),
+        }
+        atomic_write_text(json.dumps(summary, indent=2) + "\n", out_dir / "train_summary.json")
+        stats.write(out_dir / "stats.json")
+    dist.barrier()
+    dist.destroy_process_group()
+    return stats if main else StageStats.read(out_dir / "stats.json")

@@ -15,17 +15,8 @@ from thinktoggle.schemas.convert import record_to_row
 from thinktoggle.schemas.io import ShardWriter
 from thinktoggle.schemas.record import Record
 from thinktoggle.schemas.think import compose_output, system_prompt_for
-from thinktoggle.training.trainer import (
-    IGNORE,
-    Example,
-    TinyModelConfig,
-    TrainConfig,
-    collate,
-    conversation,
-    pack_rows,
-    render_conversation,
-    run_train,
-)
+from thinktoggle.training.data import IGNORE, Example, collate, conversation, pack_rows, render_conversation
+from thinktoggle.training.trainer import TinyModelConfig, TrainConfig, run_train
 
 
 def pair(a: int, b: int) -> list[Record]:
@@ -135,7 +126,7 @@ def trained(tmp_path_factory) -> Path:
 
 def test_training_lowers_the_loss_and_writes_a_hf_checkpoint(trained):
     run = trained / "run"
-    log = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
+    log = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert log[-1]["loss"] < 0.6 * log[0]["loss"]
     stats = json.loads((run / "stats.json").read_text())
     assert stats["in"] == 96 and stats["kept"] == 96
@@ -177,7 +168,7 @@ def test_resume_from_a_checkpoint_reproduces_the_uninterrupted_run(trained, tmp_
     assert a.keys() == b.keys()
     for key in a:
         assert (a[key] - b[key]).abs().max() < 1e-5, key
-    first_resumed_step = json.loads((resumed / "train_log.jsonl").read_text().splitlines()[0])["step"]
+    first_resumed_step = json.loads((resumed / "metrics.jsonl").read_text().splitlines()[0])["step"]
     assert first_resumed_step == 25  # steps 1-20 were not redone
 
 
