@@ -139,6 +139,7 @@ class SeccompUnavailable(RuntimeError):
     """libseccomp is not installed, or refused a rule."""
 
 
+@functools.cache
 def _library() -> ctypes.CDLL:
     try:
         lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
@@ -160,6 +161,12 @@ def _library() -> ctypes.CDLL:
     ]
     lib.seccomp_export_bpf.argtypes = [ctypes.c_void_p, ctypes.c_int]
     return lib
+
+
+def syscall_number(name: str) -> int | None:
+    """This architecture's number for a system call, None where it has none (tests call them by number)."""
+    number = _library().seccomp_syscall_resolve_name(name.encode())
+    return number if number >= 0 else None
 
 
 @functools.cache
