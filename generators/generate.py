@@ -24,6 +24,7 @@ datatrove ranks (shard k → rank k mod world size); each rank builds its own en
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
@@ -47,6 +48,7 @@ from thinktoggle.schemas.arrow import RECORD_SCHEMA, REJECTED_SCHEMA
 from thinktoggle.schemas.convert import arrow_row_to_record, record_to_arrow_row
 from thinktoggle.schemas.io import atomic_write_parquet, atomic_write_text, iter_records
 from thinktoggle.schemas.record import Record, Verdict, content_hash
+from thinktoggle.schemas.think import THINK_CLOSE, THINK_OPEN
 
 MODES = ("on", "off")
 GENERATE_FILTER = "generate"  # the Verdict.filter of failed samples
@@ -208,6 +210,15 @@ class PendingPart:
     requests: list[ChatRequest] = field(default_factory=list)
 
 
+_THINK_BLOCK = re.compile(re.escape(THINK_OPEN) + r".*?" + re.escape(THINK_CLOSE) + r"\s*", re.DOTALL)
+
+
+def context_turns(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A multi-turn prompt as the teacher sees it: earlier assistant turns keep their answers and tool calls but
+    lose their think blocks (as in NVIDIA's published chat data); the teacher answers the last turn."""
+    return [{**m, "content": _THINK_BLOCK.sub("", m["content"])} if m["role"] == "assistant" else m for m in messages]
+
+
 def pending_part(config: GenerateConfig, out_dir: Path, part: Part, prompts: list[Record]) -> PendingPart | None:
     """What remains to generate for a part, or None when it is complete."""
     kept_path = kept_dir(out_dir) / part.name
@@ -225,7 +236,7 @@ def pending_part(config: GenerateConfig, out_dir: Path, part: Part, prompts: lis
     existing = [arrow_row_to_record(r) for r in pq.read_table(kept_path).to_pylist()] if present else []
     pending = PendingPart(part, prompts, existing, missing)
     for prompt, samples in missing:
-        messages, template_kwargs = toggle_request(config.toggle(part.mode), part.mode, prompt.input)
+        messages, template_kwargs = toggle_request(config.toggle(part.mode), part.mode, context_turns(prompt.input))
         pending.requests.append(
             ChatRequest(
                 messages=messages,
