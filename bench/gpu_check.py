@@ -164,13 +164,13 @@ def main() -> None:
     started = time.perf_counter()
     run_train(config, [data], train_dir)
     summary = json.loads((train_dir / "train_summary.json").read_text())
-    log = [json.loads(line) for line in (train_dir / "train_log.jsonl").read_text().splitlines()]
+    log = [json.loads(line) for line in (train_dir / "metrics.jsonl").read_text().splitlines()]
     tokens_per_step = summary["tokens_trained"] / summary["steps"]
     steady = steady_tokens_per_s(log, tokens_per_step)
     # the mean example length, rendered exactly as the trainer renders it (chat template, system prompt)
     from transformers import AutoTokenizer
 
-    from thinktoggle.training.trainer import conversation, render_conversation
+    from thinktoggle.training.data import conversation, render_conversation
 
     tokenizer = AutoTokenizer.from_pretrained(summary["model_dir"])
     sample = records[: min(len(records), 400)]

@@ -62,7 +62,7 @@ def run_ours(config, data: Path, out: Path) -> dict:
 
     run_train(config, [data], out)
     summary = json.loads((out / "train_summary.json").read_text())
-    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    log = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     return {
         "tokens_per_s": summary["tokens_trained"] / summary["seconds"],
         "seconds": summary["seconds"],
@@ -77,7 +77,7 @@ def run_trl(config, records, model_dir: Path, out: Path) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    from thinktoggle.training.trainer import conversation
+    from thinktoggle.training.data import conversation
 
     rows = []
     for record in records:
