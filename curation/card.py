@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow.parquet as pq
 import yaml
 
 from thinktoggle.curation.export import ARROW_SCHEMAS, CARD, DATA, FILE_PREFIX, ExportConfig, file_prefix
@@ -36,7 +37,18 @@ def size_category(rows: int) -> str:
 def scan_export(out_dir: Path, config: ExportConfig) -> pl.LazyFrame:
     """The exported rows as (split, category, reasoning, generator, output): a conversation's output is the
     content of its last turn (the answer); its split is in its file name (`data/<split>-part-*`)."""
+    empty = pl.LazyFrame(
+        schema={
+            "split": pl.String,
+            "category": pl.String,
+            "reasoning": pl.String,
+            "generator": pl.String,
+            "output": pl.String,
+        }
+    )
     if config.layout == "llama-nemotron":
+        if not any((out_dir / config.config_name).glob("*/*.parquet")):
+            return empty  # nothing exported: the card says so rather than failing
         frame = pl.scan_parquet(str(out_dir / config.config_name / "*" / "*.parquet"))
         return frame.with_columns(split=pl.col("category"))
     prefixes = {file_prefix(s): s for s in _splits_written(out_dir)}
@@ -45,15 +57,7 @@ def scan_export(out_dir: Path, config: ExportConfig) -> pl.LazyFrame:
         for prefix, split in sorted(prefixes.items())
     ]
     if not frames:
-        return pl.LazyFrame(
-            schema={
-                "split": pl.String,
-                "category": pl.String,
-                "reasoning": pl.String,
-                "generator": pl.String,
-                "output": pl.String,
-            }
-        )
+        return empty
     answer = pl.col("messages").list.last().struct.field("content").fill_null("")
     return pl.concat(frames).select("split", "category", "reasoning", "generator", output=answer)
 
@@ -100,11 +104,11 @@ def _cell(value: Any) -> str:
     return str(value).replace("|", "\\|")
 
 
-def front_matter(config: ExportConfig, split_rows: dict[str, int]) -> dict[str, Any]:
+def front_matter(config: ExportConfig, split_rows: dict[str, int], out_dir: Path | None = None) -> dict[str, Any]:
     """The card's YAML: `configs` lists one split per category so that load_dataset(folder) finds them; for the
     conversational layouts also `dataset_info` (features and splits), as NVIDIA's cards state them."""
     if config.layout != "llama-nemotron":
-        return _conversational_front_matter(config, split_rows)
+        return _conversational_front_matter(config, split_rows, Path(out_dir or "."))
     categories, rows = sorted(split_rows), sum(split_rows.values())
     return {
         "license": config.license,
@@ -144,16 +148,27 @@ def published_glob(config: ExportConfig) -> str:
     return f"{config.config_name}/*/*.parquet" if config.layout == "llama-nemotron" else f"{DATA}/*.parquet"
 
 
-def _conversational_front_matter(config: ExportConfig, split_rows: dict[str, int]) -> dict[str, Any]:
+def _split_bytes(out_dir: Path, split: str) -> int:
+    """A split's uncompressed size from its parquet footers (what `datasets` states as num_bytes, near enough)."""
+    total = 0
+    for path in (out_dir / DATA).glob(f"{file_prefix(split)}-part-*.parquet"):
+        meta = pq.ParquetFile(path).metadata
+        total += sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    return total
+
+
+def _conversational_front_matter(config: ExportConfig, split_rows: dict[str, int], out_dir: Path) -> dict[str, Any]:
     from datasets import Features
 
     features = Features.from_arrow_schema(ARROW_SCHEMAS[config.layout])
     splits = sorted(split_rows)
+    sizes = {s: _split_bytes(out_dir, s) for s in splits}
     languages = sorted({s.removeprefix("multilingual_") for s in splits if s.startswith("multilingual_")})
     return {
         "dataset_info": {
             "features": features._to_yaml_list(),
-            "splits": [{"name": s, "num_examples": split_rows[s]} for s in splits],
+            "splits": [{"name": s, "num_bytes": sizes[s], "num_examples": split_rows[s]} for s in splits],
+            "dataset_size": sum(sizes.values()),
         },
         "configs": [
             {
@@ -269,7 +284,7 @@ def write_card(
             plot_links.append(f"![{category}: lengths on vs off]({path.relative_to(out_dir).as_posix()})")
         funnel_chart(funnel, out_dir / "plots" / "funnel.png")
 
-    header = yaml.safe_dump(front_matter(config, split_rows), sort_keys=False, allow_unicode=True)
+    header = yaml.safe_dump(front_matter(config, split_rows, out_dir), sort_keys=False, allow_unicode=True)
     splits = ", ".join(f"`{c}`" for c in splits_list) or "(none)"
     card_config = config.config_name if config.layout == "llama-nemotron" else "default"
     sections = [

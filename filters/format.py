@@ -2,7 +2,8 @@
 
 - on rows: exactly one `<think>…</think>`, at the start, non-empty reasoning, non-empty final answer;
 - off rows: no think tags at all, non-empty answer;
-- `system_prompt` agrees with `reasoning` (names its own mode, not the other);
+- `system_prompt` agrees with `reasoning` (names its own mode, not the other; `/think` and `/no_think`, the
+  switches of NVIDIA's conversational data, count as naming it);
 - a math prompt that asks for `\\boxed{}` has a boxed final answer;
 - a code row's code (a fenced block) is in the final answer, not only in the reasoning;
 - a verdict the generator attached (`Verdict(filter="toggle", verdict="fail", reason=…)`) is honoured.
@@ -16,6 +17,7 @@ import re
 from dataclasses import dataclass
 
 from thinktoggle.filters.math import BOX_COMMANDS, last_boxed
+from thinktoggle.schemas.conversation import mode_of_system_turn
 from thinktoggle.schemas.record import Record, Verdict
 from thinktoggle.schemas.think import SYSTEM_PROMPT_OFF, SYSTEM_PROMPT_ON, THINK_OPEN, split_output
 
@@ -32,6 +34,9 @@ class FormatConfig:
 
 
 def _system_prompt_problem(record: Record) -> str | None:
+    if mode_of_system_turn(record.system_prompt) in ("on", "off") and "detailed thinking" not in record.system_prompt:
+        # the switch NVIDIA's conversational data uses (/think, /no_think): it must name this record's mode
+        return None if mode_of_system_turn(record.system_prompt) == record.reasoning else "system_prompt_mismatch"
     prompt = record.system_prompt.lower()
     own, other = (
         (SYSTEM_PROMPT_ON, SYSTEM_PROMPT_OFF) if record.reasoning == "on" else (SYSTEM_PROMPT_OFF, SYSTEM_PROMPT_ON)

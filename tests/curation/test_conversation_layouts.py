@@ -272,3 +272,17 @@ def test_record_parquet_of_the_old_schema_still_reads(tmp_path):
     (tmp_path / "old").mkdir()
     pq.write_table(pa.Table.from_pylist([row], schema=old), tmp_path / "old" / "part-00000.parquet")
     assert records_of(tmp_path / "old") == [record]
+
+
+def test_format_filter_reads_the_think_switches_of_conversational_data():
+    from thinktoggle.filters.format import format_problem
+    from thinktoggle.schemas.record import Record
+
+    def problem(system: str, mode: str):
+        output = "<think>\nx\n</think>\n\nanswer" if mode == "on" else "answer"
+        rec = Record(input=[{"role": "user", "content": "q"}], category="chat", reasoning=mode, output=output)
+        rec.system_prompt = system
+        return format_problem(rec)
+
+    assert problem("/no_think", "off") is None and problem("You are kind. /think", "on") is None
+    assert problem("/no_think", "on") == problem("", "on") == "system_prompt_mismatch"
