@@ -9,8 +9,12 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: test demo lint system-packages
 
-system-packages:  # bubblewrap: the code sandbox of filters/
-	@command -v bwrap >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq bubblewrap; }
+# bubblewrap: the code sandbox of filters/; libseccomp2: its syscall filter (loaded with ctypes); util-linux
+# and mount: setpriv/unshare/mount, to start bubblewrap as an unprivileged uid when we are root.
+system-packages:
+	@{ command -v bwrap && command -v setpriv && command -v unshare && command -v mount \
+	   && $(PYTHON) -c "import ctypes; ctypes.CDLL('libseccomp.so.2')"; } >/dev/null 2>&1 \
+	 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq bubblewrap libseccomp2 util-linux mount; }
 
 $(STAMP): pyproject.toml Makefile
 	$(MAKE) system-packages

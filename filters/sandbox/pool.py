@@ -48,8 +48,8 @@ class Sandbox:
         sweep_stale_cgroups(self._cgroups)
         if self._cgroups.pids is None:
             log.warning(
-                "no writable pids cgroup: the sandbox's process count is bounded by RLIMIT_NPROC only, which does "
-                "not bind when running as root (a fork bomb is then stopped only by the wall-clock timeout)"
+                "no writable pids cgroup: the sandbox's process count is bounded by RLIMIT_NPROC only (per sandbox: "
+                "its user namespace), and the sandbox's memory by RLIMIT_AS per process"
             )
         self._idle: queue.LifoQueue[SandboxProcess] = queue.LifoQueue()
         self._slots = threading.BoundedSemaphore(self.workers)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 import textwrap
 import threading
 import time
@@ -19,6 +20,8 @@ import psutil
 import pytest
 
 from thinktoggle.filters.sandbox import Program, Sandbox, SandboxLimits
+from thinktoggle.filters.sandbox import command as sandbox_command
+from thinktoggle.filters.sandbox import pool as sandbox_pool
 from thinktoggle.filters.sandbox.seccomp import DENIED, syscall_number
 
 LIMITS = SandboxLimits(wall_s=20.0, cpu_s=10, memory_mb=512, output_bytes=64 * 1024, processes=16)
@@ -136,3 +139,30 @@ def test_seen_from_the_host_every_sandbox_process_has_an_unprivileged_uid() -> N
         sb.close()
         runner.join(10)
     assert seen == {"bwrap": (65534, 65534), "zygote": (65534, 65534), "program": (65534, 65534)}, seen
+
+
+def test_without_root_bubblewrap_starts_as_is_and_is_still_filtered(monkeypatch) -> None:
+    """The path of a pipeline that is not root: no setpriv, no private mount namespace; the same sandbox inside."""
+    monkeypatch.setattr(sandbox_pool, "host_uid_for_bwrap", lambda uid: None)
+    launch = sandbox_command.bwrap_command("bwrap", LIMITS, ["true"], host_uid=None)
+    launch.close()
+    assert launch.argv[0] == "bwrap" and "--seccomp" in launch.argv
+    with Sandbox(LIMITS, warm=True, workers=1) as sb:
+        _, lines = run(
+            sb,
+            "import os\nprint('uid', os.getuid())\nprint('seccomp', open('/proc/self/status').read().count('Seccomp:\\t2'))",
+        )
+    assert lines == {"uid": "65534", "seccomp": "1"}
+
+
+def test_a_python_the_dropped_uid_cannot_reach_is_staged() -> None:
+    """The staging decision: a bind source under a folder closed to the uid goes through a private mount."""
+    with tempfile.TemporaryDirectory(dir="/tmp") as top:  # not pytest's tmp_path: its parent is 0700
+        os.chmod(top, 0o755)
+        closed = os.path.join(top, "closed")
+        os.makedirs(os.path.join(closed, "python"))
+        os.chmod(closed, 0o700)
+        assert not sandbox_command._reachable_by(os.path.join(closed, "python"), 65534)
+        os.chmod(closed, 0o711)  # search permission is all a bind needs
+        assert sandbox_command._reachable_by(os.path.join(closed, "python"), 65534)
+    assert sandbox_command._reachable_by("/usr/lib", 65534)
