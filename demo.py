@@ -1,9 +1,11 @@
 """`thinktoggle demo`: the whole mission in one command, offline, on a CPU.
 
     recipes/demo.yaml through the recipe runner (one code path with `thinktoggle run`):
-      procedural mod-10 chains (train split) → procedural teacher, on/off pairs → filters (format, length,
+      two procedural domains (train splits): mod-10 chains answered with a number, and the same chains as
+      multiple choice answered with a letter → procedural teacher, on/off pairs → filters (format, length,
       repetition, math) → exact dedup → decontamination against the held-out split → mix (complete pairs)
-      → export with a dataset card → train a tiny Llama from scratch → validate the toggle on held-out problems
+      → export with a dataset card → train a tiny Llama from scratch → evaluate both domains' held-out
+      problems in both modes (pass@1 over 4 samples on, greedy off; compliance; tokens)
     then a distillation round, the paper's teacher → verifier loop at toy scale:
       new prompts → the freshly trained model, served by vLLM, answers each n times per mode (generate stage)
       → the math filter rejects the wrong ones (filter stage); its funnel says how many and why.
@@ -30,6 +32,7 @@ RECIPE = Path(__file__).resolve().parent / "recipes" / "demo.yaml"  # demo.py si
 # --small: the same pipeline in seconds (the test suite runs it). Too few steps to learn the toggle.
 SMALL_OVERRIDES = (
     "sources.0.limit=48",
+    "sources.1.limit=24",
     "train.max_steps=30",
     "train.warmup_steps=5",
     "train.save_every=0",
@@ -55,6 +58,7 @@ def run_pipeline(out_dir: Path, seed: int, small: bool, engine: str) -> Any:
     overrides = [
         f"out_dir={out_dir}",
         f"sources.0.seed={seed}",
+        f"sources.1.seed={seed}",
         f"mix.seed={seed}",
         f"train.seed={seed}",
         f"validate.seed={seed}",
@@ -136,21 +140,7 @@ def print_report(out_dir: Path, result: Any, distill: dict[str, Any], seconds: f
     console.print(funnel)
 
     report = json.loads((out_dir / "validate" / "report.json").read_text())
-    toggle = Table(title="toggle validation on held-out problems", title_justify="left")
-    for column in ("mode", "n", "compliance", "accuracy", "mean response tokens"):
-        toggle.add_column(column, justify="right")
-    for mode, row in report["summary"].items():
-        toggle.add_row(
-            mode,
-            str(row["n"]),
-            f"{row['compliance']:.3f}",
-            f"{row['accuracy']:.3f}",
-            f"{row['mean_response_tokens']:.1f}",
-        )
-    console.print(toggle)
-    summary = report["summary"]
-    if "on" in summary and "off" in summary:
-        console.print(f"accuracy on - off: {summary['on']['accuracy'] - summary['off']['accuracy']:+.3f}")
+    console.print(toggle_table(report["benchmarks"]))
 
     f = distill["filter"]
     by_mode = kept_by_mode(Path(distill["kept_dir"]))
@@ -178,6 +168,35 @@ def print_report(out_dir: Path, result: Any, distill: dict[str, Any], seconds: f
     console.print(f"demo finished in {seconds:.0f} s")
 
 
+def toggle_table(benchmarks: dict[str, Any]) -> Table:
+    """Both domains on held-out problems: the paper's on | off columns per benchmark."""
+    table = Table(title="toggle evaluation on held-out problems (training/validate.py)", title_justify="left")
+    for column in ("benchmark", "metric", "on", "off", "on - off"):
+        table.add_column(column, justify="left" if column in ("benchmark", "metric") else "right")
+    for name, modes in benchmarks.items():
+        on, off = modes.get("on"), modes.get("off")
+        rows = [
+            ("pass@1", "pass@1", "{:.3f}"),
+            ("compliance", "compliance", "{:.3f}"),
+            ("no answer", "no_answer", "{:.3f}"),
+        ]
+        for i, (label, key, fmt) in enumerate(rows):
+            gap = f"{on[key] - off[key]:+.3f}" if on and off and key == "pass@1" else ""
+            table.add_row(
+                name if i == 0 else "",
+                label,
+                fmt.format(on[key]) if on else "-",
+                fmt.format(off[key]) if off else "-",
+                gap,
+            )
+        n = on["n_samples"] if on else 1
+        if on and n > 1:
+            table.add_row("", f"pass@{n} / maj@{n}", f"{on['pass@k'][str(n)]:.3f} / {on['maj@k'][str(n)]:.3f}", "", "")
+        tokens = [f"{m['reasoning_tokens']['mean'] + m['answer_tokens']['mean']:.1f}" if m else "-" for m in (on, off)]
+        table.add_row("", "mean tokens", *tokens, "", end_section=True)
+    return table
+
+
 def run_demo(out_dir: Path, seed: int = 0, small: bool = False, engine: str = "auto") -> dict[str, Any]:
     """Run the demo into `out_dir`; return (and write to demo_summary.json) the figures it printed."""
     from thinktoggle.cli.run import _datatrove_info_to
@@ -195,7 +214,7 @@ def run_demo(out_dir: Path, seed: int = 0, small: bool = False, engine: str = "a
         "seed": seed,
         "small": small,
         "seconds": round(seconds, 1),
-        "validation": report["summary"],
+        "validation": report["benchmarks"],
         "distillation": {k: v for k, v in distill.items() if k != "kept_dir"},
         "kept_by_mode": kept_by_mode(Path(distill["kept_dir"])),
     }

@@ -79,14 +79,21 @@ def split_of(problem_key: Any, heldout_fraction: float) -> Split:
 
 
 def _draw_distinct(
-    count: int, seed: int, split: Split, heldout_fraction: float, draw: Callable[[random.Random], Any], what: str
+    count: int,
+    seed: int,
+    split: Split,
+    heldout_fraction: float,
+    draw: Callable[[random.Random], Any],
+    what: str,
+    stream: str = "",
 ) -> list[Any]:
-    """Draw `count` distinct problems of `split`, deterministically from `seed`."""
+    """Draw `count` distinct problems of `split`, deterministically from `seed`. `what` names the problems (their
+    split hash); `stream` (default `what`) the random draw, so a task can draw another task's problems afresh."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if not 0.0 < heldout_fraction < 1.0:
         raise ValueError(f"heldout_fraction must be in (0, 1), got {heldout_fraction}")
-    rng = random.Random(f"{what}/{seed}/{split}")
+    rng = random.Random(f"{stream or what}/{seed}/{split}")
     seen: set[str] = set()
     problems: list[Any] = []
     max_attempts = 200 * count + 10_000
@@ -310,6 +317,68 @@ def mod_chain_records(count: int, seed: int = 0, split: Split = "train", **param
 register_task(ProceduralTask("mod_chain", "math", mod_chain_records, solve_mod_chain))
 
 
+# ------------------------------------------------------------------- mod_choice (the demo's second domain)
+# The same chains asked as multiple choice: `Pick the last blank mod 10: 6+6=_*4=_-7=_-4=_` with four lettered
+# values, one of them the result. On: the filled chain in `<think>`, then `\boxed{B}`; off: `\boxed{B}` alone.
+# Another answer format (a letter, scored by filters/choice.py) over the same skill. A chain's split is
+# mod_chain's (the same hash), so no held-out chain of either task is ever trained on by the other.
+
+CHOICE_LETTERS = "ABCD"
+
+
+def mod_choice_problems(
+    count: int, seed: int = 0, split: Split = "train", spec: ModChainSpec = ModChainSpec()
+) -> list[dict[str, Any]]:
+    """`count` distinct problems: a mod-chain problem plus "options" (four distinct values, the result among them)."""
+
+    def draw(rng: random.Random) -> dict[str, Any]:
+        return {
+            "start": rng.randrange(spec.modulus),
+            "steps": [[rng.choice(spec.ops), rng.randrange(spec.modulus)] for _ in range(spec.steps)],
+            "modulus": spec.modulus,
+        }
+
+    problems = _draw_distinct(count, seed, split, spec.heldout_fraction, draw, "mod_chain", stream="mod_choice")
+    for problem in problems:
+        result = arithmetic_values(problem)[-1]
+        rng = random.Random(content_hash("mod_choice", problem))  # options depend on the chain only
+        others = rng.sample([v for v in range(spec.modulus) if v != result], min(3, spec.modulus - 1))
+        options = [result, *others]
+        rng.shuffle(options)
+        problem["options"] = options
+    return problems
+
+
+def mod_choice_prompt(problem: dict[str, Any]) -> str:
+    options = " ".join(f"{letter}){value}" for letter, value in zip(CHOICE_LETTERS, problem["options"], strict=False))
+    return f"Pick the last blank mod {problem['modulus']}: {mod_chain_prompt(problem).split(': ', 1)[1]} {options}"
+
+
+def mod_choice_letter(problem: dict[str, Any]) -> str:
+    return CHOICE_LETTERS[problem["options"].index(arithmetic_values(problem)[-1])]
+
+
+def solve_mod_choice(problem: dict[str, Any]) -> tuple[str, str]:
+    trace, _ = solve_mod_chain(problem)
+    return trace, f"\\boxed{{{mod_choice_letter(problem)}}}"
+
+
+def mod_choice_records(count: int, seed: int = 0, split: Split = "train", **params: Any) -> list[Record]:
+    """Prompt records for `mod_choice` (category science, as GPQA's); `params` are `ModChainSpec` fields."""
+    if "ops" in params:
+        params["ops"] = tuple(params["ops"])
+    spec = ModChainSpec(**params)
+    return [
+        _prompt_record(
+            "mod_choice", "science", mod_choice_prompt(p), p, split, seed, expected_answer=mod_choice_letter(p)
+        )
+        for p in mod_choice_problems(count, seed, split, spec)
+    ]
+
+
+register_task(ProceduralTask("mod_choice", "science", mod_choice_records, solve_mod_choice))
+
+
 # ------------------------------------------------------------------------------------------------------- code
 
 # Each template: (name, test form, params drawn from rng). The reference solution is plain Python that the
@@ -438,6 +507,8 @@ __all__ = [
     "mod_chain_problems",
     "mod_chain_prompt",
     "mod_chain_records",
+    "mod_choice_problems",
+    "mod_choice_records",
     "procedural_answer",
     "procedural_problem",
     "procedural_records",
@@ -445,6 +516,7 @@ __all__ = [
     "solve_arithmetic",
     "solve_code",
     "solve_mod_chain",
+    "solve_mod_choice",
     "split_of",
 ]
 

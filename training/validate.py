@@ -1,219 +1,388 @@
-"""Toggle validation: answer held-out prompts in both modes, score them, report compliance and accuracy.
+"""The evaluation (`validate` stage): benchmarks answered in both modes, n samples each, scored and reported.
 
-    held-out prompts (records with an expected answer) → for each mode: the mode's system prompt, the paper's
-    decoding (on: T=0.6, top-p 0.95; off: greedy) → the model's answers → per answer:
+    benchmarks (training/benchmarks.py: known ones by name, or any prompt source with a scorer), and `prompts`
+    (held-out prompt records or rows: one more benchmark) → every prompt in every mode: the mode's system
+    prompt, the paper's decoding (on: T=0.6, top-p 0.95; off: greedy), n samples → per answer:
       compliant  on: one closed, non-empty `<think>` block at the start, then a non-empty answer;
                  off: no think tags, a non-empty answer  (`filters.format.output_problem`: the format filter's rule)
-      correct    compliant and the final answer verified equal to the expected one by the math filter's
-                 verifier (`filters.math.verify_math_many`, its bounded worker pool): the same check the data passed
-    → report.json (per mode: n, compliance, accuracy, mean response tokens; per answer: the details) and a table.
+      correct    compliant, and the final answer right by the benchmark's scorer: math (`filters.math`'s verifier
+                 pool), code (`filters.code` in the sandbox: every test must pass), choice (`filters.choice`)
+    → metrics per benchmark and mode (training/eval_metrics.py: pass@1 over the samples, pass@k, maj@k, no-answer,
+      compliance, reasoning / answer tokens, stderr) → report.json, report.md (a table per benchmark), plots/,
+      answers.jsonl, and the stage layout: kept/ the prompts scored, dropped/ (no answer key, duplicates),
+      failed/ (unusable rows, with file:line and field), stats.json.
 
-An answer that is not compliant is never counted correct: a model that ignores the toggle gets no credit
-for an answer in the wrong form.
+An answer that breaks its mode's format is never correct: a model that ignores the toggle gets no credit for an
+answer in the wrong form.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from collections import defaultdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from thinktoggle.core.layout import stats_path
+from thinktoggle.core.outputs import StageOutputs, clear_partial
 from thinktoggle.core.stats import StageStats
+from thinktoggle.filters.choice import judge_choice
+from thinktoggle.filters.code import extract_code, verify_code_batch
 from thinktoggle.filters.format import output_problem
-from thinktoggle.filters.math import verify_math_many
+from thinktoggle.filters.math import answer_of_output
 from thinktoggle.generators.engines.base import ChatRequest, SamplingConfig
-from thinktoggle.generators.engines.config import EngineConfig
+from thinktoggle.generators.engines.config import EngineConfig, resolve_kind
+from thinktoggle.generators.sources import SourceConfig
 from thinktoggle.schemas.io import atomic_write_text
 from thinktoggle.schemas.record import Record
-from thinktoggle.schemas.think import system_prompt_for
+from thinktoggle.schemas.think import THINK_CLOSE, system_prompt_for
+from thinktoggle.training.benchmarks import Benchmark, BenchmarkConfig, iter_benchmark, resolve
+from thinktoggle.training.eval_metrics import Sample, summarize
 
 MODES = ("on", "off")
+STAGE = "validate"
+PROMPTS_BENCHMARK = "prompts"  # the name of the benchmark `prompts` gives
 
 
 @dataclass(frozen=True)
 class ValidateConfig:
     """The `validate:` section of a recipe (and `thinktoggle validate`'s options)."""
 
-    prompts: str = ""  # held-out prompts: files/folders of records or published rows with expected answers
-    model: str = ""  # checkpoint folder; "" = `<input>/model` (the train stage's output)
-    engine: EngineConfig = EngineConfig(kind="auto")  # kind: auto (vLLM where installed), vllm or transformers
-    modes: tuple[str, ...] = MODES  # the modes to validate
+    benchmarks: tuple[BenchmarkConfig, ...] = ()  # known names (MATH-500, GPQA-Diamond, ...) or sources with a scorer
+    prompts: str = ""  # held-out prompts (files/folders of records or rows): one more benchmark, "prompts"
+    model: str = ""  # checkpoint folder ("": `<input>/model`, the train stage's output); openai: the served name
+    engine: EngineConfig = EngineConfig(kind="auto")  # kind: auto (vLLM where installed), vllm, transformers or openai
+    modes: tuple[str, ...] = MODES  # the modes to evaluate
     sampling_on: SamplingConfig = SamplingConfig(n=1, temperature=0.6, top_p=0.95, max_tokens=256)  # on mode
     sampling_off: SamplingConfig = SamplingConfig(n=1, temperature=0.0, top_p=1.0, max_tokens=256)  # off mode
-    limit: int = 0  # score only the first `limit` prompts (0: all)
+    limit: int = 0  # score only the first `limit` prompts of each benchmark (0: all)
     seed: int = 0  # the engine's seed; request i is seeded seed + i
     verify_timeout_s: float = 10.0  # seconds per answer for the math verifier
     verify_processes: int = 1  # math verifier worker processes
+    code_workers: int = 2  # code benchmarks: programs run at once in the sandbox
+    code_allow_unsafe: bool = False  # run code without bubblewrap's sandbox (only for models you trust)
+    plots: bool = True  # write plots/*.png (accuracy by benchmark and mode; accuracy against tokens)
 
     def __post_init__(self) -> None:
-        if self.engine.kind not in ("auto", "vllm", "transformers"):
-            raise ValueError(f"validate.engine: kind auto, vllm or transformers, got {self.engine.kind!r}")
+        if self.engine.kind not in ("auto", "vllm", "transformers", "openai"):
+            raise ValueError(f"engine: kind auto, vllm, transformers or openai, got {self.engine.kind!r}")
         if not self.modes or any(m not in MODES for m in self.modes):
-            raise ValueError(f"validate.modes: expected a non-empty subset of {MODES}, got {list(self.modes)}")
+            raise ValueError(f"modes: expected a non-empty subset of {MODES}, got {list(self.modes)}")
+        names = [b.name for b in self.benchmarks] + ([PROMPTS_BENCHMARK] if self.prompts else [])
+        if len(set(names)) != len(names):
+            raise ValueError(f"benchmarks: names must be unique, got {names}")
 
     def sampling(self, mode: str) -> SamplingConfig:
         return self.sampling_on if mode == "on" else self.sampling_off
 
-
-@dataclass
-class ModeScore:
-    n: int = 0
-    compliant: int = 0
-    correct: int = 0
-    tokens: int = 0
-    reasons: dict[str, int] = field(default_factory=dict)  # why answers were not compliant / not correct
-
-    def row(self) -> dict[str, Any]:
-        n = max(self.n, 1)
-        return {
-            "n": self.n,
-            "compliance": self.compliant / n,
-            "accuracy": self.correct / n,
-            "mean_response_tokens": self.tokens / n,
-            "reasons": dict(sorted(self.reasons.items())),
-        }
+    def resolved(self) -> list[Benchmark]:
+        benchmarks = [resolve(b, self.limit) for b in self.benchmarks]
+        if self.prompts:
+            source = SourceConfig(type="file", path=self.prompts, limit=self.limit)
+            benchmarks.append(Benchmark(PROMPTS_BENCHMARK, source, "auto", ""))
+        return benchmarks
 
 
-def score_answers(answers: list[dict[str, Any]], timeout_s: float = 10.0, processes: int = 1) -> dict[str, Any]:
-    """Score answers `{"mode", "output", "expected_answer", "tokens"}` in place (adds compliant, verdict,
-    correct) and return the per-mode summary, with the filters' own checks: the format filter's
-    `output_problem` for compliance, the math filter's `verify_math_many` for correctness."""
-    problems = [output_problem(a["output"], a["mode"]) for a in answers]
-    pending = [i for i, problem in enumerate(problems) if problem is None]
-    pairs = [(answers[i]["output"], answers[i]["expected_answer"]) for i in pending]
-    verdicts = verify_math_many(pairs, timeout_s=timeout_s, processes=processes) if pairs else []
-    by_index = dict(zip(pending, verdicts, strict=True))
-    scores: dict[str, ModeScore] = {}
-    for i, answer in enumerate(answers):
-        score = scores.setdefault(answer["mode"], ModeScore())
-        score.n += 1
-        score.tokens += int(answer.get("tokens", 0))
-        answer["compliant"] = problems[i] is None
-        if problems[i] is not None:
-            reason = problems[i]
-            answer.update(verdict="fail", reason=reason, correct=False)
-            score.reasons[reason] = score.reasons.get(reason, 0) + 1
-            continue
-        score.compliant += 1
-        verdict = by_index[i]
-        answer.update(verdict=verdict.verdict, reason=verdict.reason, correct=verdict.verdict == "pass")
-        if answer["correct"]:
-            score.correct += 1
+@dataclass(frozen=True)
+class Item:
+    """A prompt to evaluate: its benchmark, its scorer and the prompt record."""
+
+    benchmark: str
+    scorer: str  # math | code | choice
+    record: Record
+
+
+def scorer_for(benchmark: Benchmark, record: Record) -> str:
+    if benchmark.scorer != "auto":
+        return benchmark.scorer
+    return "code" if record.tests or record.category == "code" else "math"
+
+
+def read_items(benchmarks: list[Benchmark], outputs: StageOutputs) -> list[Item]:
+    """Every usable prompt of every benchmark, in order; unusable rows failed, prompts without an answer key
+    (math, choice: expected_answer; code: tests) or repeated within a benchmark dropped, each with its reason."""
+    items: list[Item] = []
+    for benchmark in benchmarks:
+        seen: set[str] = set()
+        for read, record in iter_benchmark(benchmark):
+            if record is None:
+                outputs.fail(None, "unusable_row", f"{benchmark.name}: {read.field}: {read.error}", read.where)
+                print(f"validate: {benchmark.name}: skipping {read.where}: {read.field}: {read.error}")
+                continue
+            scorer = scorer_for(benchmark, record)
+            if scorer == "code" and not record.tests:
+                outputs.drop(record, "no_tests", benchmark.name, read.where)
+            elif scorer != "code" and not (record.expected_answer or "").strip():
+                outputs.drop(record, "no_expected_answer", benchmark.name, read.where)
+            elif record.pair_id in seen:
+                outputs.drop(record, "duplicate_prompt", benchmark.name, read.where)
+            else:
+                seen.add(record.pair_id)
+                outputs.keep(record)
+                items.append(Item(benchmark.name, scorer, record))
+    return items
+
+
+# ------------------------------------------------------------------------------------------------- scoring
+
+
+def score_answers(
+    answers: list[dict[str, Any]],
+    timeout_s: float = 10.0,
+    processes: int = 1,
+    code_workers: int = 2,
+    allow_unsafe: bool = False,
+) -> None:
+    """Score answers `{"scorer", "mode", "output", "expected_answer", "tests"}` in place: adds compliant,
+    answer (what was extracted, None: none), correct, verdict and reason. Compliance is the format filter's
+    `output_problem`; correctness is checked only for compliant answers, by the filters' own verifiers."""
+    math_todo: list[int] = []
+    code_todo: list[int] = []
+    for i, a in enumerate(answers):
+        problem = output_problem(a["output"], a["mode"])
+        a["compliant"] = problem is None
+        a["correct"] = False
+        a["verdict"], a["reason"] = ("fail", problem) if problem else ("pass", "")
+        scorer = a.get("scorer", "math")
+        if scorer == "choice":
+            verdict, letter = judge_choice(a["output"], a.get("expected_answer"))
+            a["answer"] = letter
+            if not problem:
+                a.update(verdict=verdict.verdict, reason=verdict.reason, correct=verdict.verdict == "pass")
+        elif scorer == "code":
+            a["answer"] = extract_code(a["output"])
+            if not problem:
+                code_todo.append(i)
         else:
-            reason = verdict.reason or verdict.verdict
-            score.reasons[reason] = score.reasons.get(reason, 0) + 1
-    return {mode: scores[mode].row() for mode in MODES if mode in scores}
+            a["answer"] = answer_of_output(a["output"])
+            if not problem:
+                math_todo.append(i)
+    if math_todo:
+        from thinktoggle.filters.math_pool import MathVerifierPool
+
+        with MathVerifierPool(processes=processes, row_timeout_s=timeout_s) as pool:
+            outcomes = pool.verify_many([(answers[i]["output"], answers[i].get("expected_answer")) for i in math_todo])
+        for i, outcome in zip(math_todo, outcomes, strict=True):
+            answers[i].update(verdict=outcome.verdict, reason=outcome.reason, correct=outcome.verdict == "pass")
+    if code_todo:
+        records = [
+            Record(
+                input=[{"role": "user", "content": "?"}],
+                output=answers[i]["output"],
+                reasoning=answers[i]["mode"],
+                category="code",
+                tests=answers[i].get("tests"),
+            )
+            for i in code_todo
+        ]
+        verdicts = verify_code_batch(records, workers=code_workers, allow_unsafe=allow_unsafe)
+        for i, verdict in zip(code_todo, verdicts, strict=True):
+            answers[i].update(verdict=verdict.verdict, reason=verdict.reason, correct=verdict.verdict == "pass")
 
 
-def read_prompts(source: str | Path, stats: StageStats, limit: int = 0) -> list[Record]:
-    """Held-out prompts, one per pair id, in order: prompt files (`question` / `expected_answer` columns),
-    prompt records or published rows, read by the generators' file source. Rows that are not usable or lack
-    an expected answer are counted (failed / dropped) with the reason."""
-    from thinktoggle.generators.sources import SourceConfig, iter_source
+class TokenSplit:
+    """Reasoning and answer tokens of an output: counted with the model's tokenizer where it loads (a local
+    checkpoint), else the completion's tokens shared out by characters."""
 
-    prompts: dict[str, Record] = {}
-    for read, record in iter_source(SourceConfig(type="file", path=str(source))):
-        stats.n_in += 1
-        if record is None:
-            stats.fail(f"unusable: {read.field}")
-            print(f"validate: skipping {read.where}: {read.field}: {read.error}")
-        elif not record.expected_answer:
-            stats.drop("no_expected_answer")
-        elif record.pair_id in prompts:
-            stats.drop("duplicate_prompt")
-        elif limit and len(prompts) >= limit:
-            stats.drop("over_limit")
+    def __init__(self, model: str) -> None:
+        self.tokenizer = None
+        if (Path(model) / "tokenizer_config.json").exists():
+            try:
+                from transformers import AutoTokenizer
+
+                self.tokenizer = AutoTokenizer.from_pretrained(model)
+            except Exception:  # noqa: BLE001 - counting falls back to characters; never fail an evaluation on it
+                self.tokenizer = None
+
+    def __call__(self, output: str, completion_tokens: int) -> tuple[int, int]:
+        end = output.find(THINK_CLOSE)
+        reasoning_text = output[: end + len(THINK_CLOSE)] if end >= 0 else ""
+        if self.tokenizer is not None:
+            reasoning = (
+                len(self.tokenizer(reasoning_text, add_special_tokens=False)["input_ids"]) if reasoning_text else 0
+            )
+            total = completion_tokens or len(self.tokenizer(output, add_special_tokens=False)["input_ids"])
         else:
-            prompts[record.pair_id] = record
-            stats.keep()
-    return list(prompts.values())
+            total = completion_tokens
+            reasoning = round(total * len(reasoning_text) / len(output)) if output else 0
+        reasoning = min(reasoning, total)
+        return reasoning, total - reasoning
 
 
-def format_table(summary: dict[str, Any]) -> str:
-    lines = [f"{'mode':<5} {'n':>5} {'compliance':>11} {'accuracy':>9} {'mean tokens':>12}"]
-    for mode, row in summary.items():
-        lines.append(
-            f"{mode:<5} {row['n']:>5} {row['compliance']:>11.3f} {row['accuracy']:>9.3f} {row['mean_response_tokens']:>12.1f}"
+# --------------------------------------------------------------------------------------------- generation
+
+
+def generate_answers(items: list[Item], config: ValidateConfig, engine: Any) -> list[dict[str, Any]]:
+    """Every item in every mode, `sampling.n` samples each, one engine call per mode (the engine batches)."""
+    answers: list[dict[str, Any]] = []
+    for mode in config.modes:
+        sampling = config.sampling(mode)
+        requests = [
+            ChatRequest(
+                messages=[{"role": "system", "content": system_prompt_for(mode)}, *item.record.input],
+                sampling=sampling,
+                n=sampling.n,
+                model=config.model,
+                reasoning=mode,
+                seed=config.seed + i,
+            )
+            for i, item in enumerate(items)
+        ]
+        for item, completions in zip(items, engine.generate(requests), strict=True):
+            for sample, c in enumerate(completions):
+                answers.append(
+                    {
+                        "benchmark": item.benchmark,
+                        "scorer": item.scorer,
+                        "pair_id": item.record.pair_id,
+                        "prompt": item.record.prompt,
+                        "mode": mode,
+                        "sample": sample,
+                        "output": c.text if c.error is None else "",
+                        "error": c.error,
+                        "tokens": c.completion_tokens,
+                        "finish_reason": c.finish_reason,
+                        "expected_answer": item.record.expected_answer,
+                        "tests": item.record.tests,
+                    }
+                )
+    return answers
+
+
+def metrics(answers: list[dict[str, Any]], split: TokenSplit | None = None) -> dict[str, dict[str, Any]]:
+    """`{benchmark: {mode: metrics + reasons}}` of scored answers (eval_metrics.summarize per benchmark and mode)."""
+    groups: dict[tuple[str, str], dict[str, list[Sample]]] = defaultdict(lambda: defaultdict(list))
+    reasons: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    code: dict[str, bool] = defaultdict(bool)
+    for a in answers:
+        if split is not None:
+            a["reasoning_tokens"], a["answer_tokens"] = split(a["output"], int(a.get("tokens") or 0))
+        key = (a["benchmark"], a["mode"])
+        answer = a.get("answer")
+        groups[key][a["pair_id"]].append(
+            Sample(
+                correct=bool(a["correct"]),
+                answer=None if answer is None else " ".join(str(answer).split()),
+                compliant=bool(a["compliant"]),
+                reasoning_tokens=int(a.get("reasoning_tokens", 0)),
+                answer_tokens=int(a.get("answer_tokens", a.get("tokens") or 0)),
+            )
         )
-    if "on" in summary and "off" in summary:
-        gap = summary["on"]["accuracy"] - summary["off"]["accuracy"]
-        lines.append(f"accuracy on - off: {gap:+.3f}")
-    return "\n".join(lines)
+        if not a["correct"]:
+            reasons[key][a.get("error") and "generation_failed" or a["reason"] or a["verdict"]] += 1
+        code[a["benchmark"]] |= a.get("scorer") == "code"
+    report: dict[str, dict[str, Any]] = {}
+    for (benchmark, mode), by_prompt in groups.items():
+        row = summarize(list(by_prompt.values()), vote=not code[benchmark])
+        row["reasons"] = dict(sorted(reasons[(benchmark, mode)].items()))
+        report.setdefault(benchmark, {})[mode] = row
+    return {b: {m: rows[m] for m in MODES if m in rows} for b, rows in report.items()}
 
 
-def validate_model(
-    model_dir: Path, prompts: list[Record], config: ValidateConfig, engine: Any = None
+# ----------------------------------------------------------------------------------------------- report
+
+
+def format_table(benchmarks: dict[str, dict[str, Any]]) -> str:
+    """A table per benchmark: one row per metric, the paper's `on | off` columns."""
+    blocks = []
+    for name, modes in benchmarks.items():
+        shown = [m for m in MODES if m in modes]
+        any_row = modes[shown[0]]
+        n = max(int(modes[m]["n_samples"]) for m in shown)
+        rows: list[tuple[str, list[str]]] = [
+            ("prompts x samples", [f"{modes[m]['n_prompts']} x {modes[m]['n_samples']}" for m in shown]),
+            ("pass@1", [f"{modes[m]['pass@1']:.3f}" + _pm(modes[m]["stderr"]) for m in shown]),
+        ]
+        if n > 1:
+            rows.append((f"pass@{n}", [_at(modes[m]["pass@k"], n) for m in shown]))
+            if any_row["maj@k"] is not None:
+                rows.append((f"maj@{n}", [_at(modes[m]["maj@k"], n) for m in shown]))
+        rows += [
+            ("compliance", [f"{modes[m]['compliance']:.3f}" for m in shown]),
+            ("no answer", [f"{modes[m]['no_answer']:.3f}" for m in shown]),
+            ("reasoning tokens", [_tokens(modes[m]["reasoning_tokens"]) for m in shown]),
+            ("answer tokens", [_tokens(modes[m]["answer_tokens"]) for m in shown]),
+        ]
+        width = max(len(r[0]) for r in rows)
+        cells = max(18, *(len(c) for _, values in rows for c in values))
+        lines = [f"{name}", f"  {'':<{width}}  " + "  ".join(f"{m:>{cells}}" for m in shown)]
+        lines += [f"  {label:<{width}}  " + "  ".join(f"{v:>{cells}}" for v in values) for label, values in rows]
+        if "on" in modes and "off" in modes:
+            lines.append(f"  pass@1 on - off: {modes['on']['pass@1'] - modes['off']['pass@1']:+.3f}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def _pm(stderr: float | None) -> str:
+    return f" ± {stderr:.3f}" if stderr is not None else ""
+
+
+def _at(values: dict[str, float] | None, k: int) -> str:
+    return "-" if not values or str(k) not in values else f"{values[str(k)]:.3f}"
+
+
+def _tokens(spread: dict[str, float]) -> str:
+    return f"{spread['mean']:.0f} / {spread['median']:.0f} / {spread['p95']:.0f}"
+
+
+def evaluate(
+    items: list[Item], config: ValidateConfig, model: str, engine: Any = None
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Answer every prompt in every mode with `engine` (built from `config.engine` on `model_dir` if None);
-    score the answers."""
+    """Answer and score every item; `engine` is built from `config.engine` on `model` when None (and closed)."""
     from thinktoggle.generators.engines.factory import make_engine
 
     own = engine is None
-    engine = engine or make_engine(config.engine, str(model_dir), seed=config.seed)
-    answers: list[dict[str, Any]] = []
+    engine = engine or make_engine(config.engine, model, seed=config.seed)
     try:
-        for mode in config.modes:
-            sampling = config.sampling(mode)
-            requests = [
-                ChatRequest(
-                    messages=[{"role": "system", "content": system_prompt_for(mode)}, *p.input],
-                    sampling=sampling,
-                    n=sampling.n,
-                    reasoning=mode,
-                    seed=config.seed + i,
-                )
-                for i, p in enumerate(prompts)
-            ]
-            for prompt, completions in zip(prompts, engine.generate(requests), strict=True):
-                for sample, c in enumerate(completions):
-                    answers.append(
-                        {
-                            "pair_id": prompt.pair_id,
-                            "prompt": prompt.prompt,
-                            "mode": mode,
-                            "sample": sample,
-                            "output": c.text if c.error is None else "",
-                            "tokens": c.completion_tokens,
-                            "finish_reason": c.finish_reason,
-                            "expected_answer": prompt.expected_answer,
-                        }
-                    )
+        answers = generate_answers(items, config, engine)
     finally:
         if own:
             engine.close()
-    summary = score_answers(answers, config.verify_timeout_s, config.verify_processes)
-    for row in summary.values():
-        row["engine"] = f"{engine.name} {engine.version}"
-    return summary, answers
+    score_answers(
+        answers, config.verify_timeout_s, config.verify_processes, config.code_workers, config.code_allow_unsafe
+    )
+    benchmarks = metrics(answers, TokenSplit(model))
+    return {"engine": f"{engine.name} {engine.version}", "benchmarks": benchmarks}, answers
 
 
 def run_validate(config: ValidateConfig, inputs: list[Path], out_dir: Path, executor: Any = None) -> StageStats:
-    """Validate the model (config.model, or `<inputs[0]>/model`) on `config.prompts`; write report.json.
+    """Evaluate the model (config.model, or `<inputs[0]>/model`) on the benchmarks; write the report and layout.
 
-    Stats count the held-out prompts read (kept: scored). `executor` is accepted for the Stage API and unused.
+    Stats count the benchmark rows read: kept (scored), dropped (no answer key, duplicate), failed (unusable).
+    `executor` is accepted for the Stage API and unused: the engine batches every prompt itself.
     """
     out_dir = Path(out_dir)
-    model_dir = Path(config.model) if config.model else Path(inputs[0]) / "model"
-    if not (model_dir / "config.json").exists():
-        raise FileNotFoundError(f"validate: no model at {model_dir} (config.json missing)")
-    if not config.prompts:
-        raise ValueError("validate.prompts: give the held-out prompts (files or folders)")
-    stats = StageStats("validate")
-    prompts = read_prompts(config.prompts, stats, config.limit)
-    if not prompts:
-        raise ValueError(f"validate: no prompts with an expected answer in {config.prompts}")
-    summary, answers = validate_model(model_dir, prompts, config)
-    report = {"model": str(model_dir), "prompts": config.prompts, "summary": summary, "config": _plain(config)}
-    out_dir.mkdir(parents=True, exist_ok=True)
+    model = config.model or (str(Path(inputs[0]) / "model") if inputs else "")
+    if resolve_kind(config.engine.kind) == "openai":
+        if not config.model:
+            raise ValueError("validate.model: the served model's name (the openai engine serves no folder)")
+    elif not (Path(model) / "config.json").exists():
+        raise FileNotFoundError(f"validate: no model at {model or '(none given)'} (config.json missing)")
+    benchmarks = config.resolved()
+    if not benchmarks:
+        raise ValueError("validate.benchmarks: give benchmarks (known names or sources) or prompts (--prompts)")
+    clear_partial(out_dir, "prompts")
+    with StageOutputs(out_dir, STAGE, prefix="prompts") as outputs:
+        items = read_items(benchmarks, outputs)
+    stats = outputs.stats
+    if not items:
+        stats.write(stats_path(out_dir))
+        raise ValueError(f"validate: no prompt with an answer key in {', '.join(b.name for b in benchmarks)}")
+    result, answers = evaluate(items, config, model)
+    report = {"model": model, **result, "config": _plain(config)}
     atomic_write_text(json.dumps(report, indent=2) + "\n", out_dir / "report.json")
+    table = format_table(report["benchmarks"])
+    atomic_write_text(f"# Evaluation of {model}\n\n```\n{table}\n```\n", out_dir / "report.md")
     atomic_write_text("".join(json.dumps(a) + "\n" for a in answers), out_dir / "answers.jsonl")
-    print(format_table(summary))
-    stats.write(out_dir / "stats.json")
+    if config.plots:
+        from thinktoggle.training.eval_plots import write_plots
+
+        write_plots(report["benchmarks"], out_dir / "plots")
+    print(table)
+    stats.write(stats_path(out_dir))
     return stats
 
 
 def _plain(config: ValidateConfig) -> dict[str, Any]:
-    data = asdict(config)
-    data["modes"] = list(config.modes)
-    return data
+    return json.loads(json.dumps(asdict(config), default=str))
