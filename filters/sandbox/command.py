@@ -3,7 +3,6 @@ unprivileged host uid bubblewrap runs as when we are root, and the zygote's argv
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import os
 import shutil
@@ -63,26 +62,34 @@ def _reachable_by(path: str, uid: int) -> bool:
 
 
 _stage_lock = threading.Lock()
-_stage: dict[int, str] = {}  # pid -> this process's staging folder
+_stage: list[str] = []  # the staging folder this process uses
+
+
+def _own_folder(path: str) -> bool:
+    st = os.lstat(path)
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) == 0o755
 
 
 def _stage_dir(index: int) -> str:
-    """An empty, world-traversable folder to mount a bind source on (in a private mount namespace only)."""
+    """An empty, world-traversable folder to mount a bind source on (in a private mount namespace only; on the
+    host it stays empty). One fixed folder per host uid under /tmp (not $TMPDIR, which the dropped uid may not
+    reach), reused by every process and never removed, so ranks that end without atexit leave nothing new;
+    a private one if someone else made that path first."""
     with _stage_lock:
-        if os.getpid() not in _stage:
-            top = tempfile.mkdtemp(prefix="thinktoggle-stage-")
-            os.chmod(top, 0o755)
-            _stage[os.getpid()] = top
-            atexit.register(_remove_stage, os.getpid(), top)
-        path = os.path.join(_stage[os.getpid()], str(index))
+        if not _stage or not os.path.isdir(_stage[0]):
+            top = f"/tmp/thinktoggle-stage-{os.geteuid()}"
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(top, 0o755)
+                os.chmod(top, 0o755)  # whatever the umask
+            if not _own_folder(top):
+                top = tempfile.mkdtemp(prefix="thinktoggle-stage-", dir="/tmp")
+                os.chmod(top, 0o755)
+            _stage[:] = [top]
+        path = os.path.join(_stage[0], str(index))
         with contextlib.suppress(FileExistsError):
             os.mkdir(path, 0o755)
+            os.chmod(path, 0o755)
         return path
-
-
-def _remove_stage(owner: int, top: str) -> None:
-    if os.getpid() == owner:  # not from a forked worker: its parent may still be starting sandboxes
-        shutil.rmtree(top, ignore_errors=True)
 
 
 @dataclass
