@@ -9,18 +9,21 @@
 # 2. bench/gpu_check.py: the device's bf16 matmul rate measured with torch.matmul, then the trainer
 #    (training/trainer.py) in bf16 autocast on a ~285M-parameter Llama built on the spot (no download):
 #    tokens/s and MFU against the measured matmul rate                            -> $OUT/gpu_check.{json,md}
-# 3. where vLLM imports: bench/generate.py, the generate stage against raw vLLM on the same engine, on an
+# 3. bench/gpu_check.py --nano: the trainer at recipes/nano-sft.yaml's scale (Qwen2.5-0.5B's shapes, random
+#    weights, 16,384-token rows, bf16, chunked loss; then a few steps with the full logits): tokens/s, MFU and
+#    peak GPU memory                                                               -> $OUT/gpu_check_nano.{json,md}
+# 4. where vLLM imports: bench/generate.py, the generate stage against raw vLLM on the same engine, on an
 #    untrained model of the same size (bf16)                                      -> $OUT/generate.{json,log}
-# Each step has its own time limit (5 + 4 minutes at most); a failed step is reported and the next one runs.
+# Each step has its own time limit (5 + 4 + 4 minutes at most); a failed step is reported and the next one runs.
 # The machine needs torch with CUDA, transformers, tokenizers, pyarrow, jsonschema, datatrove (and vLLM for
-# step 3); the package itself is used from this checkout (no install needed).
+# step 4); the package itself is used from this checkout (no install needed).
 set -uo pipefail
 
 DRY_RUN=0
 for arg in "$@"; do
   case "$arg" in
     --dry-run) DRY_RUN=1 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "gpu_check.sh: unknown argument $arg (use --dry-run)" >&2; exit 2 ;;
   esac
 done
@@ -72,11 +75,13 @@ EOF
 
 if [[ $DRY_RUN -eq 1 ]]; then
   step gpu_check 120 "$PYTHON" bench/gpu_check.py --out "$OUT" --dry-run
+  step trainer_nano 120 "$PYTHON" bench/gpu_check.py --out "$OUT" --nano --dry-run
   echo "== generate: skipped in --dry-run (would run: $PYTHON bench/generate.py --model $OUT/vllm-model --dtype bfloat16 --prompts 512 --max-tokens 256 --kv-cache-memory-bytes $((8 * 2**30)) --max-model-len 2048 --repeats 2 --json $OUT/generate.json)"
   exit $status
 fi
 
 step gpu_check 300 "$PYTHON" bench/gpu_check.py --out "$OUT"
+step trainer_nano 240 "$PYTHON" bench/gpu_check.py --out "$OUT" --nano
 
 if "$PYTHON" -c "import vllm" 2>/dev/null && [[ -f "$OUT/vllm-model/config.json" ]]; then
   step generate 240 "$PYTHON" bench/generate.py --model "$OUT/vllm-model" --dtype bfloat16 --prompts 512 \
@@ -85,5 +90,5 @@ else
   echo "== generate: skipped (vLLM not importable here, or step gpu_check wrote no model)" | tee "$OUT/generate.log"
 fi
 
-echo "== figures in $OUT: gpu_check.md, gpu_check.json, generate.json (if vLLM ran), env.txt, *.log"
+echo "== figures in $OUT: gpu_check.md, gpu_check.json, gpu_check_nano.{md,json}, generate.json (if vLLM ran), env.txt, *.log"
 exit $status
