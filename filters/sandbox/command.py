@@ -149,7 +149,7 @@ def bwrap_command(
     args += ["--proc", "/proc", "--dev", "/dev", "--mqueue", "/dev/mqueue"]
     size = str(limits.tmpfs_mb << 20)
     args += ["--size", size, "--tmpfs", "/tmp", "--size", size, "--tmpfs", "/dev/shm"]
-    # Only /tmp, /dev/shm and /dev/mqueue stay writable (the zygote wipes them after every program).
+    # Only /tmp, /dev/shm (wiped after every program) and /dev/mqueue (checked empty) stay writable.
     args += ["--remount-ro", "/dev", "--remount-ro", "/", "--chdir", "/tmp"]
     if info_fd is not None:
         args += ["--info-fd", str(info_fd)]
@@ -159,20 +159,8 @@ def bwrap_command(
         args = drop + args
         if staged:  # a private mount namespace, as root, where each source is mounted on its stage
             mount = 'while [ "$1" != -- ]; do mount --bind "$1" "$2" || exit 96; shift 2; done; shift; exec "$@"'
-            args = [
-                "unshare",
-                "--mount",
-                "--propagation",
-                "private",
-                "--",
-                "/bin/sh",
-                "-c",
-                mount,
-                "sh",
-                *staged,
-                "--",
-                *args,
-            ]
+            private = ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", mount, "sh"]
+            args = [*private, *staged, "--", *args]
     launch.argv = args
     return launch
 
