@@ -357,8 +357,10 @@ def run_validate(config: ValidateConfig, inputs: list[Path], out_dir: Path, exec
     if resolve_kind(config.engine.kind) == "openai":
         if not config.model:
             raise ValueError("validate.model: the served model's name (the openai engine serves no folder)")
-    elif not (Path(model) / "config.json").exists():
-        raise FileNotFoundError(f"validate: no model at {model or '(none given)'} (config.json missing)")
+    elif not model:
+        raise ValueError("validate.model: give the checkpoint (--model DIR or a Hub id), or the train stage's folder")
+    elif _is_path(model) and not (Path(model) / "config.json").exists():
+        raise FileNotFoundError(f"validate: no model at {model} (config.json missing)")
     benchmarks = config.resolved()
     if not benchmarks:
         raise ValueError("validate.benchmarks: give benchmarks (known names or sources) or prompts (--prompts)")
@@ -382,6 +384,11 @@ def run_validate(config: ValidateConfig, inputs: list[Path], out_dir: Path, exec
     print(table)
     stats.write(stats_path(out_dir))
     return stats
+
+
+def _is_path(model: str) -> bool:
+    """A local checkpoint rather than a Hub id (ORG/NAME): it exists, or it is written as a path."""
+    return Path(model).exists() or model.startswith(("/", "./", "../", "~")) or model.count("/") != 1
 
 
 def _plain(config: ValidateConfig) -> dict[str, Any]:
