@@ -188,3 +188,31 @@ def test_unreadable_rows_are_counted_and_named(tmp_path):
     failed = pl.read_parquet(tmp_path / "run" / "failed")
     assert failed["source"].to_list() == [f"{data / 'bad.jsonl'}:1"] and failed["stage"][0] == "train"
     assert not (tmp_path / "run" / "kept").exists()  # the kept examples are the input itself: not copied
+
+
+@pytest.mark.parametrize(
+    "options", [{"gradient_checkpointing": True}, {"attn_implementation": "eager"}, {"loss_kernel": "full"}]
+)
+def test_memory_options_train_the_same_model(trained, tmp_path, options):
+    """Gradient checkpointing, another attention kernel, the full logits: the same weights after 6 steps."""
+    import torch
+    from safetensors.torch import load_file
+
+    short = replace(TINY, max_steps=6, save_every=0)
+    reference = tmp_path / "reference"
+    run_train(short, [trained / "data"], reference)
+    run_train(replace(short, **options), [trained / "data"], tmp_path / "run")
+    a = load_file(reference / "model" / "model.safetensors")
+    b = load_file(tmp_path / "run" / "model" / "model.safetensors")
+    for key in a:
+        assert torch.allclose(a[key], b[key], atol=1e-5), key
+    saved = json.loads((tmp_path / "run" / "train_summary.json").read_text())["config"]
+    assert all(saved[k] == v for k, v in options.items())
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("loss_kernel", "fused"), ("attn_implementation", "flash"), ("precision", "fp16")]
+)
+def test_an_unknown_choice_is_refused_by_name(field, value):
+    with pytest.raises(ValueError, match=f"train.{field}: expected one of .*, got '{value}'"):
+        TrainConfig(**{field: value})
