@@ -87,6 +87,12 @@ class MathVerifierPool:
         self._workers: list[_Worker] = []
 
     # -- lifecycle -------------------------------------------------------------------------------------
+    def start(self) -> MathVerifierPool:
+        """Spawn the workers now, so that they import math-verify while the caller does other work (the
+        evaluation starts them before its model generates); otherwise they start at the first batch."""
+        self._ensure_workers()
+        return self
+
     def __enter__(self) -> MathVerifierPool:
         return self
 

@@ -133,10 +133,12 @@ def score_answers(
     processes: int = 1,
     code_workers: int = 2,
     allow_unsafe: bool = False,
+    math_pool: Any = None,
 ) -> None:
     """Score answers `{"scorer", "mode", "output", "expected_answer", "tests"}` in place: adds compliant,
     answer (what was extracted, None: none), correct, verdict and reason. Compliance is the format filter's
-    `output_problem`; correctness is checked only for compliant answers, by the filters' own verifiers."""
+    `output_problem`; correctness is checked only for compliant answers, by the filters' own verifiers.
+    `math_pool`: a started `MathVerifierPool` to use (the caller closes it); None: one for this call."""
     math_todo: list[int] = []
     code_todo: list[int] = []
     for i, a in enumerate(answers):
@@ -161,8 +163,12 @@ def score_answers(
     if math_todo:
         from thinktoggle.filters.math_pool import MathVerifierPool
 
-        with MathVerifierPool(processes=processes, row_timeout_s=timeout_s) as pool:
-            outcomes = pool.verify_many([(answers[i]["output"], answers[i].get("expected_answer")) for i in math_todo])
+        pairs = [(answers[i]["output"], answers[i].get("expected_answer")) for i in math_todo]
+        if math_pool is not None:
+            outcomes = math_pool.verify_many(pairs)
+        else:
+            with MathVerifierPool(processes=processes, row_timeout_s=timeout_s) as pool:
+                outcomes = pool.verify_many(pairs)
         for i, outcome in zip(math_todo, outcomes, strict=True):
             answers[i].update(verdict=outcome.verdict, reason=outcome.reason, correct=outcome.verdict == "pass")
     if code_todo:
@@ -195,19 +201,19 @@ class TokenSplit:
             except Exception:  # noqa: BLE001 - counting falls back to characters; never fail an evaluation on it
                 self.tokenizer = None
 
-    def __call__(self, output: str, completion_tokens: int) -> tuple[int, int]:
-        end = output.find(THINK_CLOSE)
-        reasoning_text = output[: end + len(THINK_CLOSE)] if end >= 0 else ""
-        if self.tokenizer is not None:
-            reasoning = (
-                len(self.tokenizer(reasoning_text, add_special_tokens=False)["input_ids"]) if reasoning_text else 0
-            )
-            total = completion_tokens or len(self.tokenizer(output, add_special_tokens=False)["input_ids"])
+    def many(self, answers: list[dict[str, Any]]) -> list[tuple[int, int]]:
+        """(reasoning tokens, answer tokens) of each answer's `output`; they add up to its `tokens`."""
+        outputs = [a["output"] for a in answers]
+        heads = [o[: o.find(THINK_CLOSE) + len(THINK_CLOSE)] if THINK_CLOSE in o else "" for o in outputs]
+        totals = [int(a.get("tokens") or 0) for a in answers]
+        if self.tokenizer is not None:  # one batched call each (fast tokenizers batch in Rust)
+            reasoning = [len(ids) for ids in self.tokenizer(heads, add_special_tokens=False)["input_ids"]]
+            if not all(totals):
+                counted = self.tokenizer(outputs, add_special_tokens=False)["input_ids"]
+                totals = [t or len(ids) for t, ids in zip(totals, counted, strict=True)]
         else:
-            total = completion_tokens
-            reasoning = round(total * len(reasoning_text) / len(output)) if output else 0
-        reasoning = min(reasoning, total)
-        return reasoning, total - reasoning
+            reasoning = [round(t * len(h) / len(o)) if o else 0 for t, h, o in zip(totals, heads, outputs, strict=True)]
+        return [(min(r, t), t - min(r, t)) for r, t in zip(reasoning, totals, strict=True)]
 
 
 # --------------------------------------------------------------------------------------------- generation
@@ -255,9 +261,10 @@ def metrics(answers: list[dict[str, Any]], split: TokenSplit | None = None) -> d
     groups: dict[tuple[str, str], dict[str, list[Sample]]] = defaultdict(lambda: defaultdict(list))
     reasons: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     code: dict[str, bool] = defaultdict(bool)
+    if split is not None:
+        for a, (reasoning, answer) in zip(answers, split.many(answers), strict=True):
+            a["reasoning_tokens"], a["answer_tokens"] = reasoning, answer
     for a in answers:
-        if split is not None:
-            a["reasoning_tokens"], a["answer_tokens"] = split(a["output"], int(a.get("tokens") or 0))
         key = (a["benchmark"], a["mode"])
         answer = a.get("answer")
         groups[key][a["pair_id"]].append(
@@ -330,18 +337,32 @@ def evaluate(
     items: list[Item], config: ValidateConfig, model: str, engine: Any = None
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Answer and score every item; `engine` is built from `config.engine` on `model` when None (and closed)."""
+    from thinktoggle.filters.math_pool import MathVerifierPool
     from thinktoggle.generators.engines.factory import make_engine
 
+    # The verifier workers start first: they import math-verify while the model generates, not after it.
+    pool = None
+    if any(item.scorer == "math" for item in items):
+        pool = MathVerifierPool(config.verify_processes, config.verify_timeout_s).start()
     own = engine is None
-    engine = engine or make_engine(config.engine, model, seed=config.seed)
     try:
-        answers = generate_answers(items, config, engine)
+        engine = engine or make_engine(config.engine, model, seed=config.seed)
+        try:
+            answers = generate_answers(items, config, engine)
+        finally:
+            if own:
+                engine.close()
+        score_answers(
+            answers,
+            config.verify_timeout_s,
+            config.verify_processes,
+            config.code_workers,
+            config.code_allow_unsafe,
+            math_pool=pool,
+        )
     finally:
-        if own:
-            engine.close()
-    score_answers(
-        answers, config.verify_timeout_s, config.verify_processes, config.code_workers, config.code_allow_unsafe
-    )
+        if pool is not None:
+            pool.close()
     benchmarks = metrics(answers, TokenSplit(model))
     return {"engine": f"{engine.name} {engine.version}", "benchmarks": benchmarks}, answers
 
@@ -382,6 +403,10 @@ def run_validate(config: ValidateConfig, inputs: list[Path], out_dir: Path, exec
 
         write_plots(report["benchmarks"], out_dir / "plots")
     print(table)
+    print(
+        f"report: {out_dir / 'report.json'}, {out_dir / 'report.md'}"
+        + (f", {out_dir / 'plots'}/" if config.plots else "")
+    )
     stats.write(stats_path(out_dir))
     return stats
 
