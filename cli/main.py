@@ -17,6 +17,7 @@ from typing import NoReturn
 
 import click
 
+from thinktoggle.cli.report import report, view
 from thinktoggle.cli.run import run
 from thinktoggle.core.registry import STAGE_ORDER, STAGES
 
@@ -177,6 +178,8 @@ def demo(out_dir: Path, seed: int, small: bool, engine: str) -> None:
 
 
 app.add_command(run)
+app.add_command(report)
+app.add_command(view)
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """The layers: a lower package never imports a higher one (docs/ARCHITECTURE.md, "Layers").
 
-    orchestration   runner/  cli/  demo.py
+    orchestration   runner/  cli/  demo.py  report/
     features        generators/  filters/  training/  curation/   (curation may use the other three)
     core            core/    the stage contract
     ground          schemas/
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-ORCHESTRATION = {"runner", "cli", "demo"}
+ORCHESTRATION = {"runner", "cli", "demo", "report"}
 FEATURES = {"generators", "filters", "training", "curation"}
 # What each package may import from the project (besides itself).
 ALLOWED = {
@@ -26,6 +26,7 @@ ALLOWED = {
     "filters": {"schemas", "core", "generators"},  # the LLM judge uses the teacher engines
     "training": {"schemas", "core", "generators", "filters"},  # validation scores with the filters
     "curation": {"schemas", "core", "generators", "filters", "training"},
+    "report": {"schemas", "core"},  # orchestration that reads every stage's folder through core, never a feature
 }
 
 
