@@ -10,11 +10,14 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 .PHONY: test demo lint system-packages
 
 # bubblewrap: the code sandbox of filters/; libseccomp2: its syscall filter (loaded with ctypes); util-linux
-# and mount: setpriv/unshare/mount, to start bubblewrap as an unprivileged uid when we are root.
+# and mount: setpriv/unshare/mount, to start bubblewrap as an unprivileged uid when we are root; chromium and
+# chromium-driver: the report's browser tests (selenium drives Debian's chromedriver, nothing downloaded).
 system-packages:
 	@{ command -v bwrap && command -v setpriv && command -v unshare && command -v mount \
+	   && command -v chromium && command -v chromedriver \
 	   && $(PYTHON) -c "import ctypes; ctypes.CDLL('libseccomp.so.2')"; } >/dev/null 2>&1 \
-	 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq bubblewrap libseccomp2 util-linux mount; }
+	 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq bubblewrap libseccomp2 util-linux mount \
+	      chromium chromium-driver; }
 
 $(STAMP): pyproject.toml Makefile
 	$(MAKE) system-packages

@@ -220,4 +220,7 @@ def run_demo(out_dir: Path, seed: int = 0, small: bool = False, engine: str = "a
     }
     atomic_write_text(json.dumps(summary, indent=2) + "\n", out_dir / "demo_summary.json")
     print_report(out_dir, result, distill, seconds)
+    from thinktoggle.report import write_report  # the page of the whole run: funnel, pairs, curves, toggle table
+
+    console.print(f"report: {write_report(out_dir)}")
     return summary

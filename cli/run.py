@@ -77,6 +77,17 @@ def run(
         print(
             f"run complete: {result.root} (ran {len(result.ran)}, skipped {len(result.skipped)}); funnel in stats.json"
         )
+        _write_report(result.root)
+
+
+def _write_report(root: Path) -> None:
+    """The run's report.html; the data is complete without it, so a failure is a warning, not the exit status."""
+    from thinktoggle.report import write_report
+
+    try:
+        print(f"report: {write_report(root)}  (thinktoggle view {root} to browse the rows)")
+    except Exception as exc:
+        click.echo(f"warning: report.html not written: {type(exc).__name__}: {exc}", err=True)
 
 
 def _report(line: str) -> None:
