@@ -51,7 +51,7 @@ def cross_entropy_sum(
         from liger_kernel.transformers import LigerFusedLinearCrossEntropyLoss
 
         return LigerFusedLinearCrossEntropyLoss(ignore_index=IGNORE, reduction="sum")(weight, hidden, labels)
-    if kernel == "full":
+    if kernel == "full" or hidden.shape[0] <= chunk_tokens:  # one chunk: nothing to save by recomputing it
         return _chunk_loss(hidden, weight, labels)
     total = None
     for start in range(0, hidden.shape[0], chunk_tokens):
