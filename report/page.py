@@ -34,6 +34,7 @@ def render_page(data: ReportData, live: bool) -> str:
     payload = {
         "live": live,
         "stages": data.browse_stages,
+        "startStage": data.pairs_stage or (data.browse_stages[-1] if data.browse_stages else None),
         "reasonSamples": [{**s, "rows": [clip_row(r) for r in s["rows"]]} for s in data.reason_samples],
         "pairs": [
             {**p, "on": [clip_row(r) for r in p["on"]], "off": [clip_row(r) for r in p["off"]]} for p in data.pairs
@@ -288,7 +289,7 @@ def _browse() -> str:
     controls = (
         '<form id="browse-form" class="controls">'
         '<label>stage <select name="stage"></select></label>'
-        '<label>rows <select name="part"><option>kept</option><option>dropped</option><option>failed</option></select></label>'
+        '<label>rows <select name="part"><option value="kept">kept</option><option value="dropped">dropped</option><option value="failed">failed</option></select></label>'
         '<label>category <select name="category"><option value="">any</option></select></label>'
         '<label>mode <select name="mode"><option value="">any</option></select></label>'
         '<label>reason <select name="reason"><option value="">any</option></select></label>'

@@ -1,5 +1,5 @@
 // The report's script: builds every row from the JSON in #report-data with textContent (never as HTML: model
-// outputs contain <script> tags), and in the viewer (data.live) pages rows from the server's read-only API.
+// outputs contain HTML and script tags), and in the viewer (data.live) pages rows from the server's read-only API.
 "use strict";
 (function () {
   const data = JSON.parse(document.getElementById("report-data").textContent);
@@ -151,7 +151,6 @@
     await loadPage();
     document.getElementById("browse").scrollIntoView();
   }));
-  const last = data.stages[data.stages.length - 1];
-  if (last) form.stage.value = last;
+  if (data.startStage) form.stage.value = data.startStage;  // the last stage with kept records
   loadFacets().then(loadPage);
 })();
