@@ -96,7 +96,8 @@ def reason_samples(rows: RunRows, stages: list[dict[str, Any]]) -> list[dict[str
             continue
         for kind, table in (("dropped", stats["dropped_reasons"]), ("failed", stats["failed_reasons"])):
             for reason, n in table.items():
-                page = rows.page(RowQuery(stats["stage"], kind, reason=reason, page_size=SAMPLES_PER_REASON))
+                query = RowQuery(stats["stage"], kind, reason=reason, page_size=SAMPLES_PER_REASON)
+                page = rows.page(query, count=False)  # stats.json has the count
                 samples.append(
                     {"stage": stats["stage"], "kind": kind, "reason": reason, "count": n, "rows": page["rows"]}
                 )

@@ -151,8 +151,9 @@ class RunRows:
         # missing_columns: shards written before a column existed (tool_calls) read as null, not as an error
         return pl.scan_parquet(files, missing_columns="insert", extra_columns="ignore").select(columns)
 
-    def page(self, query: RowQuery) -> dict[str, Any]:
-        """{rows, total (None under a text search: it would read every output), more, page, page_size}."""
+    def page(self, query: RowQuery, count: bool = True) -> dict[str, Any]:
+        """{rows, total (None under a text search: it would read every output; or when not `count`), more, page,
+        page_size}."""
         if query.page < 0 or not 0 < query.page_size <= MAX_PAGE_SIZE:
             raise RowsError(f"page must be >= 0 and page_size in 1..{MAX_PAGE_SIZE}")
         frame = self.scan(query.stage, query.part)
@@ -167,7 +168,7 @@ class RunRows:
         rows = frame.slice(start, query.page_size + 1).collect().to_dicts()
         if not predicates:
             total: int | None = self.count(query.stage, query.part)
-        elif query.text:
+        elif query.text or not count:
             total = None
         else:
             total = frame.select(pl.len()).collect().item()

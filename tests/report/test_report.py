@@ -158,3 +158,10 @@ def test_report_command_prints_the_path(report_run: Path):
     assert result.exit_code == 0 and result.output.strip() == str(report_run / "report.html")
     missing = CliRunner().invoke(app, ["report", str(report_run / "nope")])
     assert missing.exit_code == 2 and "no such folder" in missing.output
+
+
+def test_run_command_writes_the_report(report_run: Path):
+    (report_run / "report.html").unlink(missing_ok=True)
+    result = CliRunner().invoke(app, ["run", str(report_run.parent / "recipe.yaml")])  # complete: every stage skipped
+    assert result.exit_code == 0, result.output
+    assert f"report: {report_run / 'report.html'}" in result.output and (report_run / "report.html").is_file()
