@@ -1,11 +1,10 @@
 """`thinktoggle demo`: the whole mission in one command, offline, on a CPU.
 
     recipes/demo.yaml through the recipe runner (one code path with `thinktoggle run`):
-      two procedural domains (train splits): mod-10 chains answered with a number, and the same chains as
-      multiple choice answered with a letter → procedural teacher, on/off pairs → filters (format, length,
+      procedural mod-10 chains (train split) → procedural teacher, on/off pairs → filters (format, length,
       repetition, math) → exact dedup → decontamination against the held-out split → mix (complete pairs)
-      → export with a dataset card → train a tiny Llama from scratch → evaluate both domains' held-out
-      problems in both modes (pass@1 over 4 samples on, greedy off; compliance; tokens)
+      → export with a dataset card → train a tiny Llama from scratch → evaluate the held-out problems in
+      both modes (pass@1 over 4 samples on, greedy off; compliance; tokens)
     then a distillation round, the paper's teacher → verifier loop at toy scale:
       new prompts → the freshly trained model, served by vLLM, answers each n times per mode (generate stage)
       → the math filter rejects the wrong ones (filter stage); its funnel says how many and why.
@@ -32,7 +31,6 @@ RECIPE = Path(__file__).resolve().parent / "recipes" / "demo.yaml"  # demo.py si
 # --small: the same pipeline in seconds (the test suite runs it). Too few steps to learn the toggle.
 SMALL_OVERRIDES = (
     "sources.0.limit=48",
-    "sources.1.limit=24",
     "train.max_steps=30",
     "train.warmup_steps=5",
     "train.save_every=0",
@@ -169,7 +167,7 @@ def print_report(out_dir: Path, result: Any, distill: dict[str, Any], seconds: f
 
 
 def toggle_table(benchmarks: dict[str, Any]) -> Table:
-    """Both domains on held-out problems: the paper's on | off columns per benchmark."""
+    """Each benchmark on held-out problems: the paper's on | off columns."""
     table = Table(title="toggle evaluation on held-out problems (training/validate.py)", title_justify="left")
     for column in ("benchmark", "metric", "on", "off", "on - off"):
         table.add_column(column, justify="left" if column in ("benchmark", "metric") else "right")

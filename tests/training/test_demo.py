@@ -25,8 +25,8 @@ def test_every_stage_ran_and_accounts_for_its_records(demo):
         stats = json.loads((out / stage / "stats.json").read_text())
         assert stats["in"] == stats["kept"] + stats["dropped"] + stats["failed"], stage
         assert (out / ".run" / "done" / f"{stage}.json").exists(), stage
-    assert json.loads((out / "sources" / "stats.json").read_text())["kept"] == 72  # 48 chains + 24 multiple choice
-    assert json.loads((out / "train" / "stats.json").read_text())["kept"] == 144  # 72 pairs, on and off
+    assert json.loads((out / "sources" / "stats.json").read_text())["kept"] == 48
+    assert json.loads((out / "train" / "stats.json").read_text())["kept"] == 96  # 48 pairs, on and off
 
 
 def test_the_export_is_valid_published_rows_with_a_card(demo):
@@ -35,13 +35,13 @@ def test_the_export_is_valid_published_rows_with_a_card(demo):
     out, _ = demo
     assert (out / "export" / "README.md").exists()
     summary = check_paths([out / "export" / "SFT"], report=lambda line: None)
-    assert summary.rows == 144 and summary.invalid == 0
+    assert summary.rows == 96 and summary.invalid == 0
 
 
-def test_evaluation_answered_both_domains_in_both_modes_with_vllm(demo):
+def test_evaluation_answered_in_both_modes_with_vllm(demo):
     out, summary = demo
     report = json.loads((out / "validate" / "report.json").read_text())
-    assert report["engine"].startswith("vllm") and set(report["benchmarks"]) == {"mod-chain", "mod-choice"}
+    assert report["engine"].startswith("vllm") and set(report["benchmarks"]) == {"mod-chain"}
     for benchmark in report["benchmarks"].values():
         for mode, samples in (("on", 4), ("off", 1)):
             row = benchmark[mode]
@@ -50,8 +50,8 @@ def test_evaluation_answered_both_domains_in_both_modes_with_vllm(demo):
             assert 0 <= row["pass@1"] <= row["compliance"] <= 1
             assert sorted(row["pass@k"]) == [str(k) for k in range(1, samples + 1)]
     answers = [json.loads(line) for line in (out / "validate" / "answers.jsonl").read_text().splitlines()]
-    assert len(answers) == 2 * (16 * 4 + 16) and {a["mode"] for a in answers} == {"on", "off"}
-    assert {a["scorer"] for a in answers} == {"math", "choice"}
+    assert len(answers) == 16 * 4 + 16 and {a["mode"] for a in answers} == {"on", "off"}
+    assert {a["scorer"] for a in answers} == {"math"}
     assert summary["validation"] == report["benchmarks"]
     assert (out / "validate" / "plots" / "accuracy_by_benchmark.png").exists()
 
