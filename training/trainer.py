@@ -250,8 +250,11 @@ def run_train(config: TrainConfig, inputs: list[Path], out_dir: Path, executor: 
                 counts["examples_off"] += sum(e.reasoning == "off" for e in examples)
             whole = examples if n_windows == 1 else None
         stats = outputs.stats
-        if stats.kept == 0:
-            raise ValueError(f"train: no usable records in {[str(p) for p in inputs]}")
+        if stats.kept == 0:  # e.g. every example longer than seq_len: the reasons are in dropped/ and failed/
+            raise ValueError(
+                f"train: no example to train on in {[str(p) for p in inputs]}: {stats.n_dropped} dropped ({dict(stats.dropped)}), "
+                f"{stats.n_failed} failed (see {out_dir / 'dropped'} and {out_dir / 'failed'}; seq_len={config.seq_len})"
+            )
         if world > 1 and resume is None and not config.model:
             save_model(model, tokenizer, init_dir)
     dist.barrier()
