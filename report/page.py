@@ -243,20 +243,20 @@ def _benchmark_table(benchmarks: dict[str, Any]) -> str:
     rows = []
     for name, modes in benchmarks.items():
         on, off = modes.get("on"), modes.get("off")
-        metrics = [
-            ("pass@1", lambda m: m["pass@1"]),
-            ("compliance", lambda m: m["compliance"]),
-            ("no answer", lambda m: m["no_answer"]),
-            ("mean tokens", lambda m: m["reasoning_tokens"]["mean"] + m["answer_tokens"]["mean"]),
-            ("samples per prompt", lambda m: m["n_samples"]),
-            ("prompts", lambda m: m["n_prompts"]),
+        metrics = [  # (label, value, format)
+            ("pass@1", lambda m: m["pass@1"], "{:.3f}"),
+            ("compliance", lambda m: m["compliance"], "{:.3f}"),
+            ("no answer", lambda m: m["no_answer"], "{:.3f}"),
+            ("mean tokens", lambda m: m["reasoning_tokens"]["mean"] + m["answer_tokens"]["mean"], "{:.1f}"),
+            ("samples per prompt", lambda m: m["n_samples"], "{:.0f}"),
+            ("prompts", lambda m: m["n_prompts"], "{:.0f}"),
         ]
-        for i, (label, get) in enumerate(metrics):
+        for i, (label, get, fmt) in enumerate(metrics):
             values = [_get(get, m) for m in (on, off)]
             gap = values[0] - values[1] if label == "pass@1" and None not in values else None
             rows.append(
                 f"<tr{' class=first' if i == 0 else ''}><td>{escape(name) if i == 0 else ''}</td><td>{label}</td>"
-                + "".join(f"<td class=num>{_cell(v)}</td>" for v in values)
+                + "".join(f"<td class=num>{'–' if v is None else fmt.format(v)}</td>" for v in values)
                 + f"<td class=num>{'' if gap is None else f'{gap:+.3f}'}</td></tr>"
             )
     return f'<table id="evaluation-table">{head}{"".join(rows)}</table>'
@@ -267,12 +267,6 @@ def _get(get, mode: dict[str, Any] | None) -> float | None:
         return float(get(mode)) if mode else None
     except (KeyError, TypeError):
         return None
-
-
-def _cell(value: float | None) -> str:
-    if value is None:
-        return "–"
-    return f"{value:.0f}" if value == int(value) and abs(value) >= 1 else f"{value:.3f}"
 
 
 def _recipe(data: ReportData) -> str:
