@@ -56,7 +56,6 @@ def run_pipeline(out_dir: Path, seed: int, small: bool, engine: str) -> Any:
     overrides = [
         f"out_dir={out_dir}",
         f"sources.0.seed={seed}",
-        f"sources.1.seed={seed}",
         f"mix.seed={seed}",
         f"train.seed={seed}",
         f"validate.seed={seed}",
