@@ -21,13 +21,37 @@ TOGGLES = ("nemotron", "qwen3", "slash")
 TOGGLE_FILTER = "toggle"  # the Verdict.filter of mode-breaking answers
 
 
+def request_turns(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The prompt turns as OpenAI/vLLM chat messages: {role, content}, plus an assistant turn's `tool_calls`,
+    so the teacher sees the conversation's tool calls. A `tool` turn gets the `tool_call_id` it answers (the
+    API requires one; records do not store it): the calls of the assistant turn before it, in order."""
+    turns: list[dict[str, Any]] = []
+    pending: list[str] = []  # ids of the last assistant turn's calls not yet answered
+    for m in messages:
+        if m["role"] == "system":
+            continue
+        turn: dict[str, Any] = {"role": m["role"], "content": m["content"]}
+        if m["role"] == "assistant":
+            pending = []
+            if m.get("tool_calls"):
+                turn["tool_calls"] = m["tool_calls"]
+                pending = [c["id"] for c in m["tool_calls"] if c.get("id")]
+        elif m["role"] == "tool":
+            call_id = m.get("tool_call_id") or (pending[0] if pending else None)
+            if call_id:
+                turn["tool_call_id"] = call_id
+                pending = [i for i in pending if i != call_id]
+        turns.append(turn)
+    return turns
+
+
 def toggle_request(
-    convention: str, reasoning: str, messages: list[dict[str, str]]
-) -> tuple[list[dict[str, str]], dict[str, Any] | None]:
+    convention: str, reasoning: str, messages: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """(messages to send, chat_template_kwargs) asking a teacher for `reasoning` ("on"/"off") on `messages`."""
     if reasoning not in ("on", "off"):
         raise ValueError(f"reasoning must be 'on' or 'off', got {reasoning!r}")
-    turns = [{"role": m["role"], "content": m["content"]} for m in messages if m["role"] != "system"]
+    turns = request_turns(messages)
     if convention == "nemotron":
         return [{"role": "system", "content": system_prompt_for(reasoning)}, *turns], None
     if convention == "qwen3":

@@ -12,19 +12,21 @@ exactly the batches it would have seen.
 
 from __future__ import annotations
 
+import json
 import random
 from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from thinktoggle.schemas.io import iter_records
 from thinktoggle.schemas.record import Record
 
 IGNORE = -100  # label of tokens that carry no loss
 RENDER_BATCH = 1024  # records per batched tokenizer call
+AssistantTurns = Literal["all", "last"]  # which assistant turns of a conversation carry the loss
 
 
 @dataclass(frozen=True)
@@ -37,39 +39,66 @@ class Example:
 # ------------------------------------------------------------------------------------------- rendering
 
 
-def conversation(record: Record) -> list[dict[str, str]]:
-    """System prompt (the mode's), prompt turns, then the answer as the last assistant turn."""
-    return [*record.chat_messages(), {"role": "assistant", "content": record.output}]
+def conversation(record: Record) -> list[dict[str, Any]]:
+    """System prompt (the mode's), prompt turns, then the answer as the last assistant turn; assistant turns
+    carry their `tool_calls` (the answer its own) where they have any, `tool` turns are the tools' results."""
+    answer: dict[str, Any] = {"role": "assistant", "content": record.output}
+    if record.tool_calls:
+        answer["tool_calls"] = record.tool_calls
+    return [template_turn(m) for m in [*record.chat_messages(), answer]]
 
 
-def assistant_spans(tokenizer, messages: list[dict[str, str]]) -> tuple[str, list[tuple[int, int]]]:
-    """The conversation's text, and the character spans of its assistant turns (their end token included).
+def template_turn(message: dict[str, Any]) -> dict[str, Any]:
+    """A turn as chat templates take it: a tool call's `arguments` as a dict where it is a JSON object string
+    (the stored OpenAI form), since templates write it with `tojson` (transformers' documented form)."""
+    if not message.get("tool_calls"):
+        return message
+    calls = []
+    for call in message["tool_calls"]:
+        arguments = call["function"]["arguments"]
+        if isinstance(arguments, str):
+            try:
+                parsed = json.loads(arguments)
+            except ValueError:
+                parsed = None
+            arguments = parsed if isinstance(parsed, dict) else arguments
+        calls.append({**call, "function": {**call["function"], "arguments": arguments}})
+    return {**message, "tool_calls": calls}
+
+
+def assistant_spans(
+    tokenizer, messages: list[dict[str, Any]], assistant_turns: AssistantTurns = "all"
+) -> tuple[str, list[tuple[int, int]]]:
+    """The conversation's text, and the character spans of its assistant turns (their end token included):
+    every one, or with `assistant_turns="last"` the last one only (earlier turns are context, not targets).
 
     Works with any chat template that renders prefixes consistently: an assistant turn is what lies between
     the rendering of the turns before it (with the generation prompt) and the rendering through it.
     """
     text = tokenizer.apply_chat_template(messages, tokenize=False)
+    turns = [i for i, message in enumerate(messages) if message["role"] == "assistant"]
+    if not turns:
+        raise ValueError("conversation has no assistant turn")
     spans = []
-    for i, message in enumerate(messages):
-        if message["role"] != "assistant":
-            continue
+    for i in turns[-1:] if assistant_turns == "last" else turns:
         before = tokenizer.apply_chat_template(messages[:i], add_generation_prompt=True, tokenize=False)
         through = tokenizer.apply_chat_template(messages[: i + 1], tokenize=False)
         if not (through.startswith(before) and text.startswith(through)):
             raise ValueError("the chat template does not render prefixes consistently; cannot mask assistant turns")
         spans.append((len(before), len(through)))
-    if not spans:
-        raise ValueError("conversation has no assistant turn")
     return text, spans
 
 
-def render_conversations(tokenizer, conversations: list[list[dict[str, str]]]) -> list[tuple[list[int], list[int]]]:
-    """For each conversation: token ids and a mask that is 1 on the assistant's tokens (loss is taken there).
+def render_conversations(
+    tokenizer, conversations: list[list[dict[str, Any]]], assistant_turns: AssistantTurns = "all"
+) -> list[tuple[list[int], list[int]]]:
+    """For each conversation: token ids and a mask that is 1 on the assistant's tokens (loss is taken there):
+    every assistant turn's, or the last one's only (`assistant_turns`).
 
     One batched tokenizer call (the Rust tokenizer does the work); a token belongs to the assistant when it
     starts inside an assistant span, and every span must start on a token boundary.
     """
-    rendered = [assistant_spans(tokenizer, messages) for messages in conversations]
+    rendered = [assistant_spans(tokenizer, messages, assistant_turns) for messages in conversations]
     encoded = tokenizer([text for text, _ in rendered], add_special_tokens=False, return_offsets_mapping=True)
     results = []
     for (_, spans), ids, offsets in zip(rendered, encoded["input_ids"], encoded["offset_mapping"], strict=True):
@@ -81,9 +110,11 @@ def render_conversations(tokenizer, conversations: list[list[dict[str, str]]]) -
     return results
 
 
-def render_conversation(tokenizer, messages: list[dict[str, str]]) -> tuple[list[int], list[int]]:
+def render_conversation(
+    tokenizer, messages: list[dict[str, Any]], assistant_turns: AssistantTurns = "all"
+) -> tuple[list[int], list[int]]:
     """Token ids of one conversation and its assistant-token mask (see `render_conversations`)."""
-    return render_conversations(tokenizer, [messages])[0]
+    return render_conversations(tokenizer, [messages], assistant_turns)[0]
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -96,7 +127,7 @@ def usable_records(inputs: list[Path], outputs: Any = None) -> Iterator[tuple[Re
         if record is None:
             if outputs is not None:
                 outputs.fail_read(read)
-        elif not record.output.strip():
+        elif not record.output.strip() and not record.tool_calls:  # an answer that only calls tools is one
             if outputs is not None:
                 outputs.drop(record, "empty_output", "nothing to learn from", read.where)
         else:
@@ -104,7 +135,13 @@ def usable_records(inputs: list[Path], outputs: Any = None) -> Iterator[tuple[Re
 
 
 def windows(
-    inputs: list[Path], tokenizer, seq_len: int, window_tokens: int, skip: int = 0, outputs: Any = None
+    inputs: list[Path],
+    tokenizer,
+    seq_len: int,
+    window_tokens: int,
+    skip: int = 0,
+    outputs: Any = None,
+    assistant_turns: AssistantTurns = "all",
 ) -> Iterator[tuple[int, list[Example]]]:
     """(index of the window's first usable record, its examples), `window_tokens` tokens at a time, from the
     `skip`-th usable record on. Examples longer than `seq_len` are left out; with `outputs` they are dropped
@@ -113,7 +150,7 @@ def windows(
     first, window, tokens = skip, [], 0
     n = skip  # usable records read so far
     while chunk := list(islice(records, RENDER_BATCH)):
-        rendered = render_conversations(tokenizer, [conversation(record) for record, _ in chunk])
+        rendered = render_conversations(tokenizer, [conversation(record) for record, _ in chunk], assistant_turns)
         for (record, where), (ids, mask) in zip(chunk, rendered, strict=True):
             n += 1
             if len(ids) > seq_len:
@@ -196,6 +233,7 @@ def micro_batches(
     window_tokens: int,
     start: Position = (0, 0, 0, 0),
     whole: list[Example] | None = None,
+    assistant_turns: AssistantTurns = "all",
 ) -> Iterator[tuple[Position, list[list[Example]]]]:
     """(position of the next micro-batch, micro-batch) forever, from `start`. `whole`: the examples when the
     caller already knows the data fits one window (the accounting pass read it), so it is not re-read."""
@@ -204,7 +242,7 @@ def micro_batches(
         if whole is not None:
             source: Iterator[tuple[int, list[Example]]] = iter([(0, whole)])
         else:
-            source = windows(inputs, tokenizer, seq_len, window_tokens, skip=first)
+            source = windows(inputs, tokenizer, seq_len, window_tokens, skip=first, assistant_turns=assistant_turns)
         seen = 0
         for w, (first, examples) in enumerate(source, start=window_no):
             seen += 1

@@ -18,6 +18,8 @@ THINK_TOKENS = ("<think>", "</think>")
 
 # Renders a system message when given; without one it follows the toggle convention: the Nemotron
 # system prompt, switched by `enable_thinking` (Qwen3's kwarg), "off" by default as in Llama-Nemotron.
+# An assistant turn's tool calls follow its content, one JSON object {name, arguments} a line; a tool's
+# result is a `<|tool|>` turn.
 CHAT_TEMPLATE = (
     "{%- if messages and messages[0]['role'] == 'system' -%}"
     "{%- set system = messages[0]['content'] -%}{%- set turns = messages[1:] -%}"
@@ -26,7 +28,12 @@ CHAT_TEMPLATE = (
     "{%- set turns = messages -%}"
     "{%- endif -%}"
     "<|system|>{{ system }}<|end|>"
-    "{%- for m in turns -%}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{%- endfor -%}"
+    "{%- for m in turns -%}<|{{ m['role'] }}|>{{ m['content'] }}"
+    "{%- if m['tool_calls'] is defined and m['tool_calls'] -%}{%- for c in m['tool_calls'] -%}"
+    "{{ '\\n' if m['content'] or not loop.first else '' }}"
+    "{{ {'name': c['function']['name'], 'arguments': c['function']['arguments']} | tojson }}"
+    "{%- endfor -%}{%- endif -%}"
+    "<|end|>{%- endfor -%}"
     "{%- if add_generation_prompt -%}<|assistant|>{%- endif -%}"
 )
 

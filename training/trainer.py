@@ -42,7 +42,15 @@ from thinktoggle.core.outputs import StageOutputs, clear_partial
 from thinktoggle.core.stats import StageStats
 from thinktoggle.schemas.io import atomic_write_text
 from thinktoggle.schemas.record import Record
-from thinktoggle.training.data import IGNORE, collate, conversation, micro_batches, usable_records, windows
+from thinktoggle.training.data import (
+    IGNORE,
+    AssistantTurns,
+    collate,
+    conversation,
+    micro_batches,
+    usable_records,
+    windows,
+)
 
 ATTENTION = ("sdpa", "eager", "flash_attention_2", "flash_attention_3", "flex_attention")
 
@@ -80,6 +88,7 @@ class TrainConfig:
     beta2: float = 0.95
     grad_clip: float = 1.0  # 0: no clipping
     packing: bool = True
+    assistant_turns: AssistantTurns = "all"  # all | last: the assistant turns of a conversation that are learned
     shuffle_tokens: int = 16_000_000  # tokens read, shuffled and packed at a time (~5 bytes each in memory)
     loss_kernel: str = "chunked"  # chunked | full (all logits at once) | liger (fused, GPU, needs liger-kernel)
     loss_chunk_mb: int = 256  # chunked: fp32 logits per chunk of tokens, in MB (a 152K vocabulary: 441 tokens)
@@ -112,6 +121,7 @@ class TrainConfig:
             "loss_kernel": ("chunked", "full", "liger"),
             "attn_implementation": ATTENTION,
             "precision": ("auto", "bf16", "fp32"),
+            "assistant_turns": ("all", "last"),
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -139,6 +149,8 @@ def tokenizer_texts(records: Iterable[Record]) -> Iterator[str]:
     for record in records:
         for message in conversation(record):
             yield message["content"]
+            if message.get("tool_calls"):  # rendered as JSON by the tiny template
+                yield json.dumps([c["function"] for c in message["tool_calls"]], ensure_ascii=False)
 
 
 def build_or_load(config: TrainConfig, inputs: list[Path], source: Path | None):
@@ -243,7 +255,14 @@ def run_train(config: TrainConfig, inputs: list[Path], out_dir: Path, executor: 
             # the accounting pass: every record kept, dropped or failed; the examples kept if they fit one window
             n_windows, examples = 0, []
             counts = {"examples": 0, "examples_on": 0, "examples_off": 0}
-            for _, examples in windows(inputs, tokenizer, config.seq_len, config.shuffle_tokens, outputs=outputs):
+            for _, examples in windows(
+                inputs,
+                tokenizer,
+                config.seq_len,
+                config.shuffle_tokens,
+                outputs=outputs,
+                assistant_turns=config.assistant_turns,
+            ):
                 n_windows += 1
                 counts["examples"] += len(examples)
                 counts["examples_on"] += sum(e.reasoning == "on" for e in examples)
@@ -313,6 +332,7 @@ def run_train(config: TrainConfig, inputs: list[Path], out_dir: Path, executor: 
         window_tokens=config.shuffle_tokens,
         start=position,
         whole=whole,
+        assistant_turns=config.assistant_turns,
     )
     pad_id = (
         tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id

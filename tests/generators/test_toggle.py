@@ -57,3 +57,17 @@ def test_normalise_answer(text, mode, rc, finish, output, problem):
     assert (got.output, got.problem) == (output, problem)
     if problem is None:  # a well-formed stored output splits back cleanly in its mode
         assert split_output(got.output).problem(mode) is None
+
+
+@pytest.mark.parametrize("convention", ["nemotron", "qwen3", "slash"])
+def test_toggle_request_keeps_tool_calls_and_tool_results(convention):
+    from thinktoggle.generators.procedural_tools import tool_calling_records
+
+    record = tool_calling_records(1, seed=3)[0]  # user -> assistant tool call -> tool result
+    messages, _ = toggle_request(convention, "off", record.chat_messages())
+    turns = [m for m in messages if m["role"] != "system"]
+    call = record.input[1]["tool_calls"][0]
+    assert turns[0] == record.input[0]
+    assert turns[1] == {"role": "assistant", "content": "", "tool_calls": [call]}
+    # the result answers the call before it: the chat API needs the id, which records do not store
+    assert turns[2] == {"role": "tool", "content": record.input[2]["content"], "tool_call_id": call["id"]}
