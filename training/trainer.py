@@ -100,6 +100,7 @@ class TrainConfig:
     save_every: int = 500  # steps between checkpoints (0: only the final model)
     keep_checkpoints: int = 2
     log_every: int = 10
+    report_to: tuple[str, ...] = ()  # tensorboard and/or wandb besides metrics.jsonl (pip install them)
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 0  # torch CPU threads per process (0: torch's default)
     progress: bool = True
@@ -126,6 +127,9 @@ class TrainConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"train.{name}: expected one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        for name in self.report_to:
+            if name not in REPORTERS:
+                raise ValueError(f"train.report_to: expected tensorboard and/or wandb, got {name!r}")
 
 
 # ------------------------------------------------------------------------------------------------- the data
@@ -209,6 +213,52 @@ def checkpoint_dirs(out_dir: Path) -> list[Path]:
     """Complete checkpoints, oldest first."""
     root = out_dir / "checkpoints"
     return sorted(p for p in root.glob("step-*") if (p / "trainer_state.json").exists()) if root.exists() else []
+
+
+# ------------------------------------------------------------------------------------------------ reporting
+
+REPORTERS = {"tensorboard": "tensorboard", "wandb": "wandb"}  # report_to name -> the pip package it needs
+
+
+class Reporters:
+    """The `report_to` trackers, fed the same entries as metrics.jsonl. Their libraries are imported only when
+    asked for: neither is a dependency of the trainer."""
+
+    def __init__(self, config: TrainConfig, out_dir: Path, step: int) -> None:
+        self.tensorboard, self.wandb = None, None
+        for name in config.report_to:
+            try:
+                if name == "tensorboard":
+                    from torch.utils.tensorboard import SummaryWriter
+
+                    # purge_step: on resume, the steps after the checkpoint are redone; their old events go
+                    self.tensorboard = SummaryWriter(str(out_dir / "tensorboard"), purge_step=step or None)
+                elif name == "wandb":
+                    import wandb
+
+                    self.wandb = wandb.init(
+                        project="thinktoggle", name=out_dir.name, dir=str(out_dir), config=asdict(config)
+                    )
+            except ImportError as exc:
+                raise ImportError(
+                    f"train.report_to: {name} needs the {REPORTERS[name]} package: pip install {REPORTERS[name]}"
+                ) from exc
+
+    def log(self, entry: dict[str, float]) -> None:
+        step = int(entry["step"])
+        values = {k: v for k, v in entry.items() if k != "step"}
+        if self.tensorboard is not None:
+            for key, value in values.items():
+                self.tensorboard.add_scalar(f"train/{key}", value, step)
+            self.tensorboard.flush()
+        if self.wandb is not None:
+            self.wandb.log({f"train/{k}": v for k, v in values.items()}, step=step)
+
+    def close(self) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+        if self.wandb is not None:
+            self.wandb.finish()
 
 
 # ------------------------------------------------------------------------------------------------- training
@@ -319,6 +369,7 @@ def run_train(config: TrainConfig, inputs: list[Path], out_dir: Path, executor: 
             lines = metrics_path.read_text().splitlines(keepends=True)
             atomic_write_text("".join(x for x in lines if json.loads(x)["step"] <= step), metrics_path)
     torch.manual_seed(config.seed + step)
+    reporters = Reporters(config, out_dir, step) if main else None
 
     bf16 = config.precision == "bf16" or (config.precision == "auto" and device.startswith("cuda"))
     autocast = torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=bf16)
@@ -392,6 +443,8 @@ def run_train(config: TrainConfig, inputs: list[Path], out_dir: Path, executor: 
                      "grad_norm": float(grad_norm), "tokens": tokens_seen}  # fmt: skip
             with metrics_path.open("a") as log:
                 log.write(json.dumps(entry) + "\n")
+            if reporters is not None:
+                reporters.log(entry)
         if main and config.save_every and step % config.save_every == 0 and step < config.max_steps:
             state = {"step": step, "next_batch": list(position), "loss": loss_value, "config": asdict(config)}
             save_model(
@@ -403,6 +456,8 @@ def run_train(config: TrainConfig, inputs: list[Path], out_dir: Path, executor: 
             for old in checkpoint_dirs(out_dir)[: -config.keep_checkpoints]:
                 shutil.rmtree(old)
     bar.close()
+    if reporters is not None:
+        reporters.close()
 
     elapsed = time.perf_counter() - started
     if main:
