@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -32,7 +33,7 @@ from datatrove.utils.batching import batched
 
 from thinktoggle.core.executors import ExecutorConfig, make_executor
 from thinktoggle.core.layout import logs_dir, ranks_dir
-from thinktoggle.core.outputs import merge_rank_stats, rank_prefix
+from thinktoggle.core.outputs import completed_stats, merge_rank_stats, rank_prefix
 from thinktoggle.core.stats import StageStats
 from thinktoggle.core.verdicts import KeepPolicy
 from thinktoggle.filters.format import FormatConfig, format_verdict
@@ -350,6 +351,8 @@ def run_filter(
     discover_files(inputs)  # raises InputError naming a missing or unknown path before any work
     _check_code_filter(config)
     _guard_rerun(out_dir, _run_signature(config, inputs, executor))
+    if (done := completed_stats(out_dir)) is not None:  # the same run finished: nothing to redo
+        return done
     partitioned = executor.tasks > 1
     ranks = [rank_prefix(r) for r in range(executor.tasks)]
     if partitioned:
@@ -366,7 +369,10 @@ def run_filter(
         ranks += [f"partition{r:05d}" for r in range(readers.tasks)]
     pipeline = build_pipeline(config, inputs, out_dir, partitioned)
     make_executor(executor, pipeline, logs_dir(out_dir), job_name="thinktoggle-filter").run()
-    return merge_rank_stats(out_dir, "filter", ranks)
+    stats = merge_rank_stats(out_dir, "filter", ranks)
+    # The buckets (about the input's size) served their ranks; stats.json now marks the stage complete.
+    shutil.rmtree(out_dir / PARTITION, ignore_errors=True)
+    return stats
 
 
 def count_input_rows(inputs: list[Path]) -> int | None:

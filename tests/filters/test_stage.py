@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import polars as pl
@@ -102,22 +103,22 @@ def test_every_record_is_accounted_for(stage_run):
             assert pq.read_schema(shard).remove_metadata() == REJECTED_SCHEMA
 
 
-def _rows_read(logs: Path) -> int:
-    """Rows the readers of one phase read, from datatrove's per-rank stats."""
+def _step_stat(logs: Path, name: str) -> int:
+    """A stat the steps of one phase counted, summed over its ranks (datatrove's per-rank stats)."""
     total = 0
     for path in (logs / "stats").glob("*.json"):
         for step in json.loads(path.read_text()):
-            read = step["stats"].get("rows_read", 0)
-            total += read["total"] if isinstance(read, dict) else read
+            value = step["stats"].get(name, 0)
+            total += value["total"] if isinstance(value, dict) else value
     return total
 
 
 def test_each_input_row_is_read_once_then_each_rank_reads_its_share(stage_run):
     _, _, out, stats = stage_run
-    assert _rows_read(out / "logs" / "partition") == stats.n_in  # every input row, once, across the ranks
-    assert _rows_read(out / "logs") == 0  # the filter ranks read their buckets, not the input
-    bucketed = sum(pq.ParquetFile(p).metadata.num_rows for p in (out / PARTITION).rglob("*.parquet"))
-    assert bucketed == stats.n_in - stats.n_failed  # the readable rows, each in exactly one bucket
+    assert _step_stat(out / "logs" / "partition", "rows_read") == stats.n_in  # every input row, once
+    assert _step_stat(out / "logs", "rows_read") == 0  # the filter ranks read their buckets, not the input
+    assert _step_stat(out / "logs", "records") == stats.n_in - stats.n_failed  # each readable row in one bucket
+    assert not (out / PARTITION).exists()  # the buckets are removed once the stage is complete
 
 
 def test_each_record_ends_where_it_should(stage_run):
@@ -186,8 +187,12 @@ def test_rerun_skips_completed_ranks(stage_run):
 
 def test_a_rank_that_did_not_finish_is_redone(stage_run):
     config, inputs, out, stats = stage_run
-    (out / "logs" / "completions" / "00001").unlink()  # as if rank 1 had died before completing
+    # As if rank 1 had died before completing: no completion marker, no rank stats, no stage stats.json. (A stage
+    # that died still has its buckets; this one finished and removed them, so the partition phase runs again.)
+    (out / "logs" / "completions" / "00001").unlink()
     (out / "ranks" / "rank00001.json").unlink()
+    (out / "stats.json").unlink()
+    shutil.rmtree(out / "logs" / "partition")
     again = run_filter(config, inputs, out, ExecutorConfig(tasks=2, workers=2))
     assert again.to_dict() == stats.to_dict()
     assert pl.read_parquet(out / "kept").height == stats.kept  # rank 1's shards rewritten, not doubled
@@ -203,14 +208,15 @@ def test_the_pipeline_pickles_for_slurm_and_ray(stage_run, tmp_path):
     assert [step.name for step in pipeline][1:-1] == [f"thinktoggle {n}" for n in config.filters]
 
 
-def test_all_samples_of_a_prompt_land_in_one_bucket(stage_run):
+def test_all_samples_of_a_prompt_land_in_one_rank(stage_run):
     _, _, out, _ = stage_run
-    bucket_of: dict[str, str] = {}
-    for path in (out / PARTITION).rglob("*.parquet"):
-        bucket = path.parent.name
-        for pair_id in pq.read_table(path, columns=["pair_id"])["pair_id"].to_pylist():
-            assert bucket_of.setdefault(pair_id, bucket) == bucket
-    assert len(bucket_of) == len({r.pair_id for r, _ in stage_rows()})
+    rank_of_pair: dict[str, str] = {}
+    for name in ("kept", "dropped", "failed"):
+        for path in (out / name).glob("rank*.parquet"):  # shards are named after the rank that wrote them
+            for pair_id in pq.read_table(path, columns=["pair_id"])["pair_id"].to_pylist():
+                assert rank_of_pair.setdefault(pair_id, path.name[:9]) == path.name[:9]
+    assert len(rank_of_pair) == len({r.pair_id for r, _ in stage_rows()})
+    assert len(set(rank_of_pair.values())) == 2  # both ranks had work
 
 
 class _Exploding(RecordFilter):
