@@ -20,21 +20,18 @@ import tempfile
 import time
 from pathlib import Path
 
+from vllm_setup import add_engine_args, shared_llm
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="", help="model folder or id (default: build the tiny Llama)")
     parser.add_argument("--prompts", type=int, default=256, help="per benchmark (mod-chain math, mod-choice letters)")
     parser.add_argument("--n-on", type=int, default=4)
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--dtype", default="float32")
-    parser.add_argument("--kv-cache-memory-bytes", type=int, default=512 * 2**20)
-    parser.add_argument("--max-model-len", type=int, default=512)
     parser.add_argument("--json", default="", help="also write the figures here")
+    add_engine_args(parser)
     args = parser.parse_args()
-
-    from vllm import LLM
 
     from thinktoggle.generators.engines.base import SamplingConfig
     from thinktoggle.generators.engines.vllm_offline import VLLMEngine
@@ -42,20 +39,7 @@ def main() -> None:
     from thinktoggle.training.validate import Item, ValidateConfig, evaluate
 
     work = Path(tempfile.mkdtemp(prefix="bench-eval-"))
-    model = args.model
-    if not model:
-        from thinktoggle.training.tiny import save_tiny_model
-
-        corpus = [r.prompt for r in procedural_records("mod_choice", 300, seed=99)]
-        model = str(save_tiny_model(work / "tiny", corpus, vocab_size=400))
-    llm = LLM(
-        model=model,
-        dtype=args.dtype,
-        enforce_eager=True,
-        kv_cache_memory_bytes=args.kv_cache_memory_bytes,
-        max_model_len=args.max_model_len,
-        seed=0,
-    )
+    llm, model = shared_llm(args, work, "mod_choice")
     items = [Item("mod-chain", "math", r) for r in procedural_records("mod_chain", args.prompts, split="heldout")]
     items += [Item("mod-choice", "choice", r) for r in procedural_records("mod_choice", args.prompts, split="heldout")]
     config = ValidateConfig(

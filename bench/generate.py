@@ -19,21 +19,18 @@ import tempfile
 import time
 from pathlib import Path
 
+from vllm_setup import add_engine_args, shared_llm
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="", help="model folder or id (default: build the tiny Llama)")
     parser.add_argument("--prompts", type=int, default=512)
     parser.add_argument("--n-on", type=int, default=1)
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--dtype", default="float32")
-    parser.add_argument("--kv-cache-memory-bytes", type=int, default=512 * 2**20)
-    parser.add_argument("--max-model-len", type=int, default=512)
     parser.add_argument("--json", default="", help="also write the figures here")
+    add_engine_args(parser)
     args = parser.parse_args()
-
-    from vllm import LLM
 
     from thinktoggle.generators.engines.base import ChatRequest, SamplingConfig
     from thinktoggle.generators.engines.config import EngineConfig
@@ -45,20 +42,7 @@ def main() -> None:
     from thinktoggle.schemas.io import iter_records
 
     work = Path(tempfile.mkdtemp(prefix="bench-generate-"))
-    model = args.model
-    if not model:
-        from thinktoggle.training.tiny import save_tiny_model
-
-        corpus = [r.prompt for r in procedural_records("arithmetic", 300, seed=99)]
-        model = str(save_tiny_model(work / "tiny", corpus, vocab_size=400))
-    llm = LLM(
-        model=model,
-        dtype=args.dtype,
-        enforce_eager=True,
-        kv_cache_memory_bytes=args.kv_cache_memory_bytes,
-        max_model_len=args.max_model_len,
-        seed=0,
-    )
+    llm, model = shared_llm(args, work, "arithmetic")
     prompts = procedural_records("arithmetic", args.prompts, seed=0)
     src = write_prompts(prompts, work / "prompts.parquet")
     config = GenerateConfig(
