@@ -23,6 +23,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 from thinktoggle.schemas.record import Record, content_hash
@@ -286,26 +287,33 @@ def solve_mod_chain(problem: dict[str, Any]) -> tuple[str, str]:
     return trace, f"\\boxed{{{values[-1]}}}"
 
 
+def _draw_mod_chain(rng: random.Random, spec: ModChainSpec) -> dict[str, Any]:
+    """One chain (mod_chain's and mod_choice's: the same draw, so the same seed gives the same chains)."""
+    return {
+        "start": rng.randrange(spec.modulus),
+        "steps": [[rng.choice(spec.ops), rng.randrange(spec.modulus)] for _ in range(spec.steps)],
+        "modulus": spec.modulus,
+    }
+
+
+def _mod_chain_spec(params: dict[str, Any]) -> ModChainSpec:
+    """`ModChainSpec` from a source's params (a recipe gives `ops` as a list)."""
+    if "ops" in params:
+        params = {**params, "ops": tuple(params["ops"])}
+    return ModChainSpec(**params)
+
+
 def mod_chain_problems(
     count: int, seed: int = 0, split: Split = "train", spec: ModChainSpec = ModChainSpec()
 ) -> list[dict[str, Any]]:
     """`count` distinct problems: {"start", "steps": [[op, operand], ...], "modulus"}, digits 0-(modulus-1)."""
 
-    def draw(rng: random.Random) -> dict[str, Any]:
-        return {
-            "start": rng.randrange(spec.modulus),
-            "steps": [[rng.choice(spec.ops), rng.randrange(spec.modulus)] for _ in range(spec.steps)],
-            "modulus": spec.modulus,
-        }
-
-    return _draw_distinct(count, seed, split, spec.heldout_fraction, draw, "mod_chain")
+    return _draw_distinct(count, seed, split, spec.heldout_fraction, partial(_draw_mod_chain, spec=spec), "mod_chain")
 
 
 def mod_chain_records(count: int, seed: int = 0, split: Split = "train", **params: Any) -> list[Record]:
     """Prompt records for `mod_chain`; `params` are `ModChainSpec` fields (lists accepted for `ops`)."""
-    if "ops" in params:
-        params["ops"] = tuple(params["ops"])
-    spec = ModChainSpec(**params)
+    spec = _mod_chain_spec(params)
     return [
         _prompt_record(
             "mod_chain", "math", mod_chain_prompt(p), p, split, seed, expected_answer=str(arithmetic_values(p)[-1])
@@ -331,13 +339,7 @@ def mod_choice_problems(
 ) -> list[dict[str, Any]]:
     """`count` distinct problems: a mod-chain problem plus "options" (four distinct values, the result among them)."""
 
-    def draw(rng: random.Random) -> dict[str, Any]:
-        return {
-            "start": rng.randrange(spec.modulus),
-            "steps": [[rng.choice(spec.ops), rng.randrange(spec.modulus)] for _ in range(spec.steps)],
-            "modulus": spec.modulus,
-        }
-
+    draw = partial(_draw_mod_chain, spec=spec)
     problems = _draw_distinct(count, seed, split, spec.heldout_fraction, draw, "mod_chain", stream="mod_choice")
     for problem in problems:
         result = arithmetic_values(problem)[-1]
@@ -365,9 +367,7 @@ def solve_mod_choice(problem: dict[str, Any]) -> tuple[str, str]:
 
 def mod_choice_records(count: int, seed: int = 0, split: Split = "train", **params: Any) -> list[Record]:
     """Prompt records for `mod_choice` (category science, as GPQA's); `params` are `ModChainSpec` fields."""
-    if "ops" in params:
-        params["ops"] = tuple(params["ops"])
-    spec = ModChainSpec(**params)
+    spec = _mod_chain_spec(params)
     return [
         _prompt_record(
             "mod_choice", "science", mod_choice_prompt(p), p, split, seed, expected_answer=mod_choice_letter(p)
