@@ -57,6 +57,19 @@ def write_published(records, folder: Path) -> Path:
     return folder
 
 
+def save_initial_model(records, folder: Path) -> Path:
+    """A tiny Llama (seed 0) and its tokenizer, trained on `records`' text: the one starting point every side loads."""
+    from thinktoggle.training.tiny import build_tiny_llama, train_tokenizer
+    from thinktoggle.training.trainer import tokenizer_texts
+
+    tokenizer = train_tokenizer(tokenizer_texts(records), vocab_size=512)
+    model = build_tiny_llama(tokenizer, seed=0)
+    model.generation_config.eos_token_id = model.config.eos_token_id
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
 def run_ours(config, data: Path, out: Path) -> dict:
     from thinktoggle.training.trainer import run_train
 
@@ -142,8 +155,7 @@ def main() -> int:
 
     import torch
 
-    from thinktoggle.training.tiny import build_tiny_llama, train_tokenizer
-    from thinktoggle.training.trainer import TrainConfig, tokenizer_texts
+    from thinktoggle.training.trainer import TrainConfig
 
     torch.set_num_threads(args.threads)
     console = Console()
@@ -163,11 +175,7 @@ def main() -> int:
         root = Path(tmp)
         data = write_published(records, root / "data")
         # one initial model for both: the trainer fine-tunes it (`model=`), TRL loads the same folder
-        tokenizer = train_tokenizer(tokenizer_texts(records), vocab_size=512)
-        model = build_tiny_llama(tokenizer, seed=0)
-        model.generation_config.eos_token_id = model.config.eos_token_id
-        model.save_pretrained(root / "init")
-        tokenizer.save_pretrained(root / "init")
+        save_initial_model(records, root / "init")
         ours_config = replace(config, model=str(root / "init"))
         for r in range(args.rounds):
             console.print(f"round {r + 1}/{args.rounds}: ours", highlight=False)

@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).parent))
-from train import make_records, write_published  # noqa: E402  (bench/train.py's job)
+from train import make_records, save_initial_model, write_published  # noqa: E402  (bench/train.py's job)
 
 
 def run(config, data: Path, out: Path) -> dict:
@@ -48,8 +48,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
 
-    from thinktoggle.training.tiny import build_tiny_llama, train_tokenizer
-    from thinktoggle.training.trainer import TrainConfig, tokenizer_texts
+    from thinktoggle.training.trainer import TrainConfig
 
     console = Console()
     records = make_records(args.prompts)
@@ -57,11 +56,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         data = write_published(records, root / "data")
-        tokenizer = train_tokenizer(tokenizer_texts(records), vocab_size=512)
-        model = build_tiny_llama(tokenizer, seed=0)
-        model.generation_config.eos_token_id = model.config.eos_token_id
-        model.save_pretrained(root / "init")
-        tokenizer.save_pretrained(root / "init")
+        save_initial_model(records, root / "init")
         one = TrainConfig(
             model=str(root / "init"),
             seq_len=256,
