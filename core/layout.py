@@ -28,10 +28,6 @@ def kept_dir(out_dir: str | Path) -> Path:
     return Path(out_dir) / KEPT
 
 
-def dropped_dir(out_dir: str | Path) -> Path:
-    return Path(out_dir) / DROPPED
-
-
 def failed_dir(out_dir: str | Path) -> Path:
     return Path(out_dir) / FAILED
 
