@@ -318,7 +318,9 @@ def iter_records_of(reads: Iterable[RowRead]) -> Iterator[tuple[RowRead, Any]]:
         assert row is not None
         if "sampling" in row and "pair_id" in row:  # internal record (a dropped/failed one: why it left aside)
             try:
-                yield read, arrow_row_to_record({k: v for k, v in row.items() if k not in REJECTION_COLUMNS})
+                if "stage" in row:  # only dropped/failed rows pay for the copy: kept records are the hot path
+                    row = {k: v for k, v in row.items() if k not in REJECTION_COLUMNS}
+                yield read, arrow_row_to_record(row)
             except (TypeError, ValueError, KeyError) as exc:
                 field = getattr(exc, "field", "(row)")  # RecordFieldError names it
                 yield RowRead(read.file, read.line, error=f"not a valid record: {exc}", field=field), None
