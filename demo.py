@@ -31,6 +31,7 @@ RECIPE = Path(__file__).resolve().parent / "recipes" / "demo.yaml"  # demo.py si
 # --small: the same pipeline in seconds (the test suite runs it). Too few steps to learn the toggle.
 SMALL_OVERRIDES = (
     "sources.0.limit=48",
+    "sources.1.limit=32",
     "train.max_steps=30",
     "train.warmup_steps=5",
     "train.save_every=0",
@@ -55,7 +56,8 @@ def run_pipeline(out_dir: Path, seed: int, small: bool, engine: str) -> Any:
 
     overrides = [
         f"out_dir={out_dir}",
-        f"sources.0.seed={seed}",
+        f"sources.0.seed={seed}",  # the chains
+        f"sources.1.seed={seed}",  # the multiple-choice chains
         f"mix.seed={seed}",
         f"train.seed={seed}",
         f"validate.seed={seed}",

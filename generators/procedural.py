@@ -326,10 +326,13 @@ register_task(ProceduralTask("mod_chain", "math", mod_chain_records, solve_mod_c
 
 
 # ------------------------------------------------------------------- mod_choice (the demo's second domain)
-# The same chains asked as multiple choice: `Pick the last blank mod 10: 6+6=_*4=_-7=_-4=_` with four lettered
-# values, one of them the result. On: the filled chain in `<think>`, then `\boxed{B}`; off: `\boxed{B}` alone.
-# Another answer format (a letter, scored by filters/choice.py) over the same skill. A chain's split is
-# mod_chain's (the same hash), so no held-out chain of either task is ever trained on by the other.
+# The same chains asked as multiple choice: `Pick the last blank mod 10: 6+6=_*4=_-7=_-4=_ A)3 B)7 C)1 D)9`, one
+# option the result. On: `<think>6+6=2*4=8-7=1-4=7 A3n B7y C1n D9n</think>` then `\boxed{B}`; off: `\boxed{B}`.
+# The trace compares each option with the result (`y`/`n`) because a tiny model cannot learn the bare lookup
+# "which option equals the result" (tried: on-mode letters stayed at chance); each comparison is fixed-offset
+# work like the chain's steps, and the letter is the one two tokens before the `y`. Another answer format (a
+# letter, scored by filters/choice.py) over the same skill. A chain's split is mod_chain's (the same hash), so
+# no held-out chain of either task is ever trained on by the other.
 
 CHOICE_LETTERS = "ABCD"
 
@@ -361,8 +364,13 @@ def mod_choice_letter(problem: dict[str, Any]) -> str:
 
 
 def solve_mod_choice(problem: dict[str, Any]) -> tuple[str, str]:
-    trace, _ = solve_mod_chain(problem)
-    return trace, f"\\boxed{{{mod_choice_letter(problem)}}}"
+    chain, _ = solve_mod_chain(problem)
+    result = arithmetic_values(problem)[-1]
+    checks = " ".join(
+        f"{letter}{value}{'y' if value == result else 'n'}"
+        for letter, value in zip(CHOICE_LETTERS, problem["options"], strict=False)
+    )
+    return f"{chain} {checks}", f"\\boxed{{{mod_choice_letter(problem)}}}"
 
 
 def mod_choice_records(count: int, seed: int = 0, split: Split = "train", **params: Any) -> list[Record]:

@@ -25,7 +25,13 @@ def test_options_hold_the_result_once_and_the_teacher_answers_the_right_letter()
             reasoning, answer = procedural_answer(record, mode)
             verdict, letter = judge_choice(compose_output(reasoning, answer), record.expected_answer)
             assert verdict.verdict == "pass" and letter == record.expected_answer
-        assert procedural_answer(record, "on")[0].endswith(f"={arithmetic_values(problem)[-1]}")
+        # the trace: the filled chain, then each option compared with the result, `y` on the right one only
+        chain_text, checks = procedural_answer(record, "on")[0].split(" ", 1)
+        assert chain_text.endswith(f"={arithmetic_values(problem)[-1]}")
+        marks = checks.split()
+        assert [m[0] for m in marks] == list("ABCD") and [m[1:-1] for m in marks] == [str(v) for v in options]
+        assert [m[0] for m in marks if m.endswith("y")] == [record.expected_answer]
+        assert sum(m.endswith("n") for m in marks) == 3
 
 
 def test_a_held_out_chain_is_never_a_train_chain_of_either_task():
