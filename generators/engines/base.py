@@ -19,6 +19,8 @@ class SamplingConfig:
     temperature: float = 0.6
     top_p: float = 0.95
     max_tokens: int = 1024
+    thinking_budget: int | None = None  # most tokens inside the think block (none: unlimited; 0: closed at once)
+    thinking_grace: float = 0.1  # fraction of the budget the model may overrun to finish its line
 
     def __post_init__(self) -> None:
         if self.n < 1:
@@ -31,6 +33,12 @@ class SamplingConfig:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
         if self.temperature == 0 and self.n > 1:  # vLLM refuses it too: greedy samples are all the same
             raise ValueError(f"n must be 1 with greedy sampling (temperature 0), got n={self.n}")
+        if self.thinking_budget is not None and self.thinking_budget < 0:
+            raise ValueError(
+                f"thinking_budget must be >= 0 (0: close the think block at once), got {self.thinking_budget}"
+            )
+        if not 0.0 <= self.thinking_grace <= 1.0:
+            raise ValueError(f"thinking_grace must be in [0, 1], got {self.thinking_grace}")
 
 
 @dataclass(frozen=True)
@@ -49,7 +57,11 @@ class ChatRequest:
 
 @dataclass(frozen=True)
 class Completion:
-    """One sample. `error` set means no sample: the reason it failed."""
+    """One sample. `error` set means no sample: the reason it failed.
+
+    `thinking_tokens`: tokens generated inside the think block, tags excluded (None: the engine cannot count,
+    or there was no think block); `think_cut`: the engine forced the closing tag (a thinking budget ran out).
+    """
 
     text: str = ""
     finish_reason: str = ""
@@ -57,6 +69,8 @@ class Completion:
     completion_tokens: int = 0
     reasoning_content: str | None = None
     error: str | None = None
+    thinking_tokens: int | None = None
+    think_cut: bool = False
 
 
 # Called as results arrive: (records done, completion tokens produced); drives the progress bar.
