@@ -123,6 +123,11 @@ class BudgetTracker:
         return self.tags.end[self._forced_at] if self.phase is Phase.FORCING else None
 
     @property
+    def done(self) -> bool:
+        """The block is closed: nothing will be forced any more."""
+        return self.phase is Phase.DONE
+
+    @property
     def thinking_tokens(self) -> int | None:
         """Tokens generated inside the block, tags excluded; None when no block was open during generation."""
         return self.count if self.entered else None

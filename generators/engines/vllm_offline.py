@@ -1,6 +1,8 @@
 """The vLLM offline engine: `vllm.LLM.chat` on large batches, so that the engine, not Python, sets the pace.
 
 Data parallelism is one engine per datatrove rank (see `generate.py`); tensor parallelism is vLLM's own.
+A thinking budget (`SamplingConfig.thinking_budget`) is enforced by `vllm_budget.ThinkingBudgetLogitsProcessor`,
+registered on every engine built here.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from thinktoggle.generators.engines.base import ChatRequest, Completion, ProgressCallback, failed
+from thinktoggle.generators.engines.thinking_budget import ThinkTags, count_thinking, replay
+
+BUDGET_PROCESSOR = "thinktoggle.generators.engines.vllm_budget.ThinkingBudgetLogitsProcessor"
 
 
 def visible_gpus_for_rank(rank: int, tensor_parallel_size: int) -> str:
@@ -66,8 +71,13 @@ class VLLMEngine:
                 kwargs["max_model_len"] = max_model_len
             if kv_cache_memory_bytes:
                 kwargs["kv_cache_memory_bytes"] = kv_cache_memory_bytes
+            from thinktoggle.generators.engines.vllm_budget import ThinkingBudgetLogitsProcessor
+
+            kwargs["logits_processors"] = [*(kwargs.get("logits_processors") or []), ThinkingBudgetLogitsProcessor]
             llm = vllm.LLM(model=model, **kwargs)
         self.llm = llm
+        self.budgets = has_budget_processor(llm)  # a wrapped engine may lack the processor
+        self._tags: ThinkTags | None = None
 
     @classmethod
     def from_llm(cls, llm: Any, per_request_seeds: bool | None = None) -> VLLMEngine:
@@ -75,6 +85,8 @@ class VLLMEngine:
 
     def sampling_params(self, request: ChatRequest):
         from vllm import SamplingParams
+
+        from thinktoggle.generators.engines.vllm_budget import budget_extra_args
 
         s = request.sampling
         greedy = s.temperature == 0
@@ -84,7 +96,23 @@ class VLLMEngine:
             top_p=1.0 if greedy else s.top_p,
             max_tokens=s.max_tokens,
             seed=request.seed if self.per_request_seeds else None,
+            extra_args=None if s.thinking_budget is None else budget_extra_args(s.thinking_budget, s.thinking_grace),
         )
+
+    @property
+    def tags(self) -> ThinkTags:
+        """The think tags' ids in this model's tokenizer (read once: the newline set scans the vocabulary)."""
+        if self._tags is None:
+            self._tags = ThinkTags.from_tokenizer(self.llm.get_tokenizer())
+        return self._tags
+
+    def _thinking(self, request: ChatRequest, prompt_ids: Sequence[int], output_ids: Sequence[int]):
+        """(thinking_tokens, think_cut) of one sample, recounted by the processor's own state machine."""
+        s = request.sampling
+        if s.thinking_budget is None:
+            return count_thinking(self.tags, prompt_ids, output_ids), False
+        tracker = replay(self.tags, s.thinking_budget, s.thinking_grace, prompt_ids, output_ids)
+        return tracker.thinking_tokens, tracker.cut
 
     def _chat(self, requests: Sequence[ChatRequest], template_kwargs: dict[str, Any] | None) -> list[list[Completion]]:
         outputs = self.llm.chat(
@@ -95,16 +123,20 @@ class VLLMEngine:
         )
         results = []
         for request, output in zip(requests, outputs, strict=True):
-            prompt_tokens = len(output.prompt_token_ids or [])
-            completions = [
-                Completion(
-                    text=c.text,
-                    finish_reason=c.finish_reason or "",
-                    prompt_tokens=prompt_tokens,
-                    completion_tokens=len(c.token_ids),
+            prompt_ids = output.prompt_token_ids or []
+            completions = []
+            for c in output.outputs:
+                thinking_tokens, cut = self._thinking(request, prompt_ids, c.token_ids)
+                completions.append(
+                    Completion(
+                        text=c.text,
+                        finish_reason=c.finish_reason or "",
+                        prompt_tokens=len(prompt_ids),
+                        completion_tokens=len(c.token_ids),
+                        thinking_tokens=thinking_tokens,
+                        think_cut=cut,
+                    )
                 )
-                for c in output.outputs
-            ]
             if len(completions) != request.n:
                 completions = failed(request.n, f"vllm_error: {len(completions)} outputs for n={request.n}")
             results.append(completions)
@@ -113,6 +145,12 @@ class VLLMEngine:
     def generate(
         self, requests: Sequence[ChatRequest], progress: ProgressCallback | None = None
     ) -> list[list[Completion]]:
+        if not self.budgets and any(r.sampling.thinking_budget is not None for r in requests):
+            raise ValueError(
+                "VLLMEngine: a thinking budget was asked for but this vllm.LLM has no thinking-budget logits "
+                f"processor; build it with vllm.LLM(..., logits_processors=[{BUDGET_PROCESSOR!r}]) "
+                "or let VLLMEngine(model, ...) build it"
+            )
         results: list[list[Completion] | None] = [None] * len(requests)
         # One chat call per distinct chat_template_kwargs (e.g. the two qwen3 modes); everything else batches.
         groups: dict[str, list[int]] = {}
@@ -151,6 +189,19 @@ class VLLMEngine:
                 cleanup_dist_env_and_memory()
             except Exception:  # noqa: BLE001 - best effort: the process usually exits next
                 pass
+
+
+def has_budget_processor(llm: Any) -> bool:
+    """Was this vllm.LLM built with the thinking-budget logits processor (as a class or by name)?"""
+    engine = getattr(llm, "llm_engine", None)
+    config = getattr(getattr(engine, "vllm_config", None), "model_config", None) or getattr(
+        engine, "model_config", None
+    )
+    for processor in getattr(config, "logits_processors", None) or []:
+        name = processor if isinstance(processor, str) else f"{processor.__module__}.{processor.__qualname__}"
+        if name.replace(":", ".") == BUDGET_PROCESSOR:
+            return True
+    return False
 
 
 def _why(exc: BaseException) -> str:

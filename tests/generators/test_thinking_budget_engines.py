@@ -1,0 +1,138 @@
+"""Thinking budgets on the real engines: vLLM offline (the logits processor) and vLLM's OpenAI server (two requests).
+
+The untrained tiny Llama almost never writes `<think>` itself, so the model here is a copy whose chat template
+opens the block in the generation prompt (as DeepSeek-R1's and Qwen3's do): every sample starts inside it and
+writes near-uniform random tokens, so without a budget it almost never closes it. Sampling is at temperature 1
+with fixed seeds; the assertions hold for every sample, read from the raw token ids.
+"""
+
+import shutil
+
+import pytest
+from conftest import VLLM_CPU_KWARGS
+from transformers import AutoTokenizer
+
+from thinktoggle.generators.engines.base import ChatRequest, SamplingConfig
+from thinktoggle.generators.engines.thinking_budget import ThinkTags
+from thinktoggle.generators.engines.vllm_offline import VLLMEngine, has_budget_processor
+from thinktoggle.training.tiny import CHAT_TEMPLATE
+
+BUDGETS = (0, 3, 8, 20)
+PROMPTS = 64
+MAX_TOKENS = 40  # > 22 + 2: room for the largest budget, its grace, the end tag and one answer token
+
+
+@pytest.fixture(scope="module")
+def thinking_model_dir(tiny_model_dir, tmp_path_factory):
+    """The tiny model, its generation prompt ending in `<think>\\n`."""
+    out = tmp_path_factory.mktemp("thinking") / "model"
+    shutil.copytree(tiny_model_dir, out)
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    opened = CHAT_TEMPLATE.replace("<|assistant|>{%- endif -%}", "<|assistant|>{{ '<think>\\n' }}{%- endif -%}")
+    assert opened != CHAT_TEMPLATE
+    tokenizer.chat_template = opened
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def engine(thinking_model_dir):
+    engine = VLLMEngine(str(thinking_model_dir), seed=0, **VLLM_CPU_KWARGS)
+    yield engine
+    engine.close()
+
+
+def requests(budget, count=PROMPTS, max_tokens=MAX_TOKENS):
+    sampling = SamplingConfig(n=1, temperature=1.0, top_p=1.0, max_tokens=max_tokens, thinking_budget=budget)
+    messages = [[{"role": "user", "content": f"What is {i} + {i % 7} * 3?"}] for i in range(count)]
+    return [ChatRequest(messages=m, sampling=sampling, seed=i) for i, m in enumerate(messages)]
+
+
+def raw(engine, batch):
+    """vLLM's own outputs (token ids) for the engine's sampling params."""
+    outputs = engine.llm.chat([r.messages for r in batch], [engine.sampling_params(r) for r in batch], use_tqdm=False)
+    return [(o.prompt_token_ids, o.outputs[0]) for o in outputs]
+
+
+@pytest.fixture(scope="module")
+def sampled(engine):
+    """{budget: [(request, prompt ids, output)]}, all budgets and the unbudgeted control in one batch."""
+    batches = {b: requests(b) for b in (*BUDGETS, None)}
+    flat = [r for batch in batches.values() for r in batch]
+    outs = iter(raw(engine, flat))
+    return {b: [(r, *next(outs)) for r in batch] for b, batch in batches.items()}
+
+
+def test_engine_registers_the_processor(engine):
+    assert engine.budgets and has_budget_processor(engine.llm)
+
+
+@pytest.mark.parametrize("budget", BUDGETS)
+def test_budget_holds_on_every_sample(engine, sampled, budget):
+    tags = engine.tags
+    (end,) = tags.end
+    limit = budget + budget // 10
+    closed = 0
+    for _, prompt_ids, out in sampled[budget]:
+        ids = list(out.token_ids)
+        assert prompt_ids[-2:] == [tags.start[0], *tokenize(engine, "\n")]  # the template opened the block
+        if end not in ids:  # only a sample that stopped (end of turn) inside the block, before its budget
+            assert out.finish_reason == "stop" and len(ids) <= limit
+            continue
+        closed += 1
+        k = ids.index(end)  # thinking tokens: everything before the end tag
+        assert k <= limit
+        if budget == 0:
+            assert k == 0
+        if k > budget:  # past the budget the model was finishing its line: no newline before the end tag
+            assert not set(ids[budget - 1 : k - 1]) & tags.newlines
+        assert len(ids) >= k + 2  # the answer went on after the end tag (at least its first token)
+    assert closed >= 0.9 * PROMPTS
+
+
+def test_budgets_cut_what_the_unbudgeted_model_would_not_close(engine, sampled):
+    (end,) = engine.tags.end
+    unclosed = [out for _, _, out in sampled[None] if end not in out.token_ids[:23]]
+    assert len(unclosed) >= 0.9 * PROMPTS  # so the closes above are the processor's doing
+
+
+@pytest.mark.parametrize("budget", BUDGETS)
+def test_engine_counts_agree_with_the_token_ids(engine, sampled, budget):
+    (end,) = engine.tags.end
+    for request, prompt_ids, out in sampled[budget]:
+        thinking, cut = engine._thinking(request, prompt_ids, out.token_ids)
+        ids = list(out.token_ids)
+        assert thinking == (ids.index(end) if end in ids else len(ids))
+        if budget == 0:
+            assert cut
+
+
+def test_generate_fills_thinking_tokens_and_cut(engine):
+    batch = requests(8, count=8) + requests(None, count=4, max_tokens=12)
+    results = engine.generate(batch)
+    budgeted, free = results[:8], results[8:]
+    for (c,) in budgeted:
+        assert c.error is None and c.thinking_tokens is not None and c.thinking_tokens <= 8
+        if c.think_cut:
+            assert "</think>" in c.text
+    assert sum(c.think_cut for (c,) in budgeted) >= 6
+    for (c,) in free:  # unbudgeted samples are counted too, never cut
+        assert not c.think_cut and c.thinking_tokens is not None and c.thinking_tokens <= 12
+
+
+def test_a_wrapped_llm_without_the_processor_refuses_a_budget(vllm_llm):
+    engine = VLLMEngine.from_llm(vllm_llm)
+    assert not engine.budgets
+    with pytest.raises(ValueError, match="no thinking-budget logits processor"):
+        engine.generate(requests(8, count=1))
+    assert engine.generate(requests(None, count=1, max_tokens=4))[0][0].error is None
+
+
+def tokenize(engine, text):
+    return engine.llm.get_tokenizer().encode(text, add_special_tokens=False)
+
+
+def test_tags_of_the_engine(engine):
+    tokenizer = engine.llm.get_tokenizer()
+    assert engine.tags == ThinkTags.from_tokenizer(tokenizer)
+    assert tokenizer.decode(list(engine.tags.start)) == "<think>"
