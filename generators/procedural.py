@@ -326,7 +326,7 @@ register_task(ProceduralTask("mod_chain", "math", mod_chain_records, solve_mod_c
 
 
 # ------------------------------------------------------------------- mod_choice (the demo's second domain)
-# The same chains asked as multiple choice: `Pick the last blank mod 10: 6+6=_*4=_-7=_-4=_ A)3 B)7 C)1 D)9`, one
+# The same chains asked as multiple choice: `Pick the last blank mod 10: A)3 B)7 C)1 D)9 6+6=_*4=_-7=_-4=_`, one
 # option the result. On: `<think>6+6=2*4=8-7=1-4=7 A3n B7y C1n D9n</think>` then `\boxed{B}`; off: `\boxed{B}`.
 # The trace compares each option with the result (`y`/`n`) because a tiny model cannot learn the bare lookup
 # "which option equals the result" (tried: on-mode letters stayed at chance); each comparison is fixed-offset
@@ -356,7 +356,10 @@ def mod_choice_problems(
 
 def mod_choice_prompt(problem: dict[str, Any]) -> str:
     options = " ".join(f"{letter}){value}" for letter, value in zip(CHOICE_LETTERS, problem["options"], strict=False))
-    return f"Pick the last blank mod {problem['modulus']}: {mod_chain_prompt(problem).split(': ', 1)[1]} {options}"
+    # The options come before the chain: the chain then ends the prompt in both tasks, so every trace token sits
+    # at the same distance from the step it copies as in mod_chain (options after the chain shifted it, and the
+    # tiny model, having to learn two offsets, learned neither: chains fell to 0.29 on).
+    return f"Pick the last blank mod {problem['modulus']}: {options} {mod_chain_prompt(problem).split(': ', 1)[1]}"
 
 
 def mod_choice_letter(problem: dict[str, Any]) -> str:
