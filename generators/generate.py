@@ -96,6 +96,9 @@ class GenerateConfig:
         """What decides the outputs: a rerun into the same folder must not change these."""
         keep = ("teacher_on", "teacher_off", "toggle_on", "toggle_off", "sampling_on", "sampling_off", "modes")
         data = asdict(self)
+        for mode in ("sampling_on", "sampling_off"):
+            if data[mode]["thinking_budget"] is None:  # unbudgeted: the plan of a folder from before budgets
+                del data[mode]["thinking_budget"], data[mode]["thinking_grace"]
         return {k: data[k] for k in (*keep, "seed", "shard_size")} | {"modes": list(self.modes)}
 
 
@@ -272,6 +275,13 @@ def answered_record(
         "completion_tokens": c.completion_tokens,
         "reasoning_content": c.reasoning_content is not None,
     }
+    if s.thinking_budget is not None:  # budgeted samples only: unbudgeted provenance stays as it was
+        sampling |= {
+            "thinking_budget": s.thinking_budget,
+            "thinking_grace": s.thinking_grace,
+            "thinking_tokens": c.thinking_tokens,  # inside the think block, tags excluded (None: not counted)
+            "think_cut": c.think_cut,  # the engine forced </think> when the budget ran out
+        }
     if c.error is not None:
         output, verdicts = "", [Verdict(GENERATE_FILTER, "error", c.error)]
     else:

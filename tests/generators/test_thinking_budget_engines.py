@@ -136,3 +136,30 @@ def test_tags_of_the_engine(engine):
     tokenizer = engine.llm.get_tokenizer()
     assert engine.tags == ThinkTags.from_tokenizer(tokenizer)
     assert tokenizer.decode(list(engine.tags.start)) == "<think>"
+
+
+def test_generate_stage_records_the_budget(engine, thinking_model_dir, tmp_path):
+    from thinktoggle.generators.engines.config import EngineConfig
+    from thinktoggle.generators.generate import GenerateConfig, run_generate
+    from thinktoggle.generators.procedural import procedural_records
+    from thinktoggle.generators.sources import write_prompts
+    from thinktoggle.schemas.io import iter_records
+
+    src = write_prompts(procedural_records("arithmetic", 4, seed=0), tmp_path / "prompts.parquet")
+    config = GenerateConfig(
+        engine=EngineConfig(kind="vllm"),
+        teacher_on=str(thinking_model_dir),
+        sampling_on=SamplingConfig(n=2, temperature=1.0, top_p=1.0, max_tokens=24, thinking_budget=5),
+        sampling_off=SamplingConfig(n=1, temperature=0.0, top_p=1.0, max_tokens=8),
+        progress=False,
+    )
+    run_generate(config, [src], tmp_path / "out", engine=engine)
+    records = [r for _, r in iter_records([tmp_path / "out" / "kept"])]
+    on = [r.sampling for r in records if r.reasoning == "on"]
+    assert len(on) == 8
+    for s in on:
+        assert (s["thinking_budget"], s["thinking_grace"]) == (5, 0.1)
+        assert s["thinking_tokens"] is not None and s["thinking_tokens"] <= 5 and isinstance(s["think_cut"], bool)
+    assert any(s["think_cut"] for s in on)
+    off = [r.sampling for r in records if r.reasoning == "off"]
+    assert off and not any("thinking_budget" in s for s in off)  # unbudgeted provenance is unchanged
