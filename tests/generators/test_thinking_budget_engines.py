@@ -10,9 +10,11 @@ import shutil
 
 import pytest
 from conftest import VLLM_CPU_KWARGS
+from test_generate_openai import SERVED_NAME, Server
 from transformers import AutoTokenizer
 
 from thinktoggle.generators.engines.base import ChatRequest, SamplingConfig
+from thinktoggle.generators.engines.openai_server import OpenAIEngine, end_of_line
 from thinktoggle.generators.engines.thinking_budget import ThinkTags
 from thinktoggle.generators.engines.vllm_offline import VLLMEngine, has_budget_processor
 from thinktoggle.training.tiny import CHAT_TEMPLATE
@@ -42,10 +44,10 @@ def engine(thinking_model_dir):
     engine.close()
 
 
-def requests(budget, count=PROMPTS, max_tokens=MAX_TOKENS):
+def requests(budget, count=PROMPTS, max_tokens=MAX_TOKENS, model=""):
     sampling = SamplingConfig(n=1, temperature=1.0, top_p=1.0, max_tokens=max_tokens, thinking_budget=budget)
     messages = [[{"role": "user", "content": f"What is {i} + {i % 7} * 3?"}] for i in range(count)]
-    return [ChatRequest(messages=m, sampling=sampling, seed=i) for i, m in enumerate(messages)]
+    return [ChatRequest(messages=m, sampling=sampling, model=model, seed=i) for i, m in enumerate(messages)]
 
 
 def raw(engine, batch):
@@ -163,3 +165,55 @@ def test_generate_stage_records_the_budget(engine, thinking_model_dir, tmp_path)
     assert any(s["think_cut"] for s in on)
     off = [r.sampling for r in records if r.reasoning == "off"]
     assert off and not any("thinking_budget" in s for s in off)  # unbudgeted provenance is unchanged
+
+
+# ------------------------------------------------------------------ the OpenAI-compatible engine (two requests)
+
+
+@pytest.fixture(scope="module")
+def server(thinking_model_dir, tmp_path_factory):
+    """vLLM's OpenAI server on the same thinking model (the server of test_generate_openai)."""
+    srv = Server(thinking_model_dir, tmp_path_factory.mktemp("server"))
+    srv.launch()
+    try:
+        srv.wait_ready()
+        yield srv
+    finally:
+        srv.kill()
+
+
+@pytest.mark.parametrize("budget", [0, 3, 8])
+def test_openai_engine_budget(server, thinking_model_dir, budget):
+    tokenizer = AutoTokenizer.from_pretrained(thinking_model_dir)
+    engine = OpenAIEngine(server.base_url, concurrency=8, timeout=60, retries=1, backoff=0.1)
+    limit = budget + budget // 10
+    results = engine.generate(requests(budget, count=16, model=SERVED_NAME))
+    cuts = 0
+    for (c,) in results:
+        assert c.error is None, c.error
+        if c.finish_reason == "stop" and "</think>" not in c.text:  # ended inside the block, before the budget
+            assert c.thinking_tokens <= limit and not c.think_cut
+            continue
+        thinking, closed, _answer = c.text.partition("</think>")
+        assert closed and c.thinking_tokens <= limit
+        assert c.completion_tokens > c.thinking_tokens  # the second request answered (at least one token)
+        assert len(tokenizer.encode(thinking, add_special_tokens=False)) <= 2 * limit  # text, not just a count
+        if budget == 0:
+            assert thinking == "" and c.thinking_tokens == 0 and c.think_cut
+        cuts += c.think_cut
+    assert cuts >= 12
+
+
+def test_openai_engine_unbudgeted_is_one_request(server):
+    engine = OpenAIEngine(server.base_url, concurrency=4, timeout=60, retries=1, backoff=0.1)
+    results = engine.generate(requests(None, count=4, max_tokens=8, model=SERVED_NAME))
+    assert all(c.error is None and c.thinking_tokens is None and not c.think_cut for (c,) in results)
+
+
+@pytest.mark.parametrize(
+    ("tokens", "budget", "kept"),
+    [(["a", "b", "c", "d"], 2, 4), (["a", "\n", "c", "d"], 3, 4), (["a", "b\n", "c", "d"], 2, 2),
+     (["a", "b", "c.\n", "d"], 2, 3), (["\n", "b"], 0, 1), ([], 3, 0)],
+)  # fmt: skip
+def test_end_of_line(tokens, budget, kept):
+    assert end_of_line(tokens, budget) == tokens[:kept]
