@@ -140,6 +140,8 @@ def print_report(out_dir: Path, result: Any, distill: dict[str, Any], seconds: f
 
     report = json.loads((out_dir / "validate" / "report.json").read_text())
     console.print(toggle_table(report["benchmarks"]))
+    if any("budget_curve" in modes for modes in report["benchmarks"].values()):
+        console.print(budget_table(report["benchmarks"]))
 
     f = distill["filter"]
     by_mode = kept_by_mode(Path(distill["kept_dir"]))
@@ -159,6 +161,7 @@ def print_report(out_dir: Path, result: Any, distill: dict[str, Any], seconds: f
         ("dataset (published layout) + card", out_dir / "export"),
         ("trained model (HF format)", out_dir / "train" / "model"),
         ("validation report", out_dir / "validate" / "report.json"),
+        ("plots (toggle, budget curve)", out_dir / "validate" / "plots"),
         ("distillation kept / dropped", out_dir / "distill" / "filter"),
         ("funnel", out_dir / "stats.json"),
         ("summary", out_dir / "demo_summary.json"),
@@ -193,6 +196,27 @@ def toggle_table(benchmarks: dict[str, Any]) -> Table:
             table.add_row("", f"pass@{n} / maj@{n}", f"{on['pass@k'][str(n)]:.3f} / {on['maj@k'][str(n)]:.3f}", "", "")
         tokens = [f"{m['reasoning_tokens']['mean'] + m['answer_tokens']['mean']:.1f}" if m else "-" for m in (on, off)]
         table.add_row("", "mean tokens", *tokens, "", end_section=True)
+    return table
+
+
+def budget_table(benchmarks: dict[str, Any]) -> Table:
+    """The dial: each benchmark from off through the thinking budgets to unlimited on."""
+    table = Table(title="thinking budget (on, the think block closed at the budget)", title_justify="left")
+    for column in ("benchmark", "budget", "tokens", "pass@1", "thinking tokens", "within 1.1x", "cut"):
+        table.add_column(column, justify="left" if column in ("benchmark", "budget") else "right")
+    for name, modes in benchmarks.items():
+        points = modes.get("budget_curve") or []
+        for i, p in enumerate(points):
+            table.add_row(
+                name if i == 0 else "",
+                p["label"],
+                "" if p["budget"] is None else str(p["budget"]),
+                f"{p['pass@1']:.3f}",
+                f"{p['thinking_tokens']:.1f}",
+                "" if p["within_budget"] is None else f"{p['within_budget']:.3f}",
+                f"{p['cut']:.3f}",
+                end_section=i == len(points) - 1,
+            )
     return table
 
 

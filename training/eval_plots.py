@@ -1,5 +1,7 @@
-"""The evaluation's PNG plots (matplotlib, Agg: no display needed): accuracy by benchmark and mode, and accuracy
-against mean generated tokens (one point per benchmark and mode: what thinking costs and what it buys)."""
+"""The evaluation's PNG plots (matplotlib, Agg: no display needed): accuracy by benchmark and mode, accuracy
+against mean generated tokens (one point per benchmark and mode: what thinking costs and what it buys), and,
+when the evaluation measured one, the thinking-budget curve (accuracy against mean thinking tokens, off to
+unlimited on)."""
 
 from __future__ import annotations
 
@@ -36,6 +38,8 @@ def accuracy_vs_tokens(benchmarks: dict[str, dict[str, Any]], path: Path) -> Pat
     fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=110)
     for name, modes in benchmarks.items():
         for mode, row in modes.items():
+            if mode not in MODE_COLOURS:  # budget_curve: its own plot
+                continue
             tokens = row["reasoning_tokens"]["mean"] + row["answer_tokens"]["mean"]
             ax.scatter([tokens], [row["pass@1"]], color=MODE_COLOURS[mode], s=40)
             ax.annotate(
@@ -52,12 +56,34 @@ def accuracy_vs_tokens(benchmarks: dict[str, dict[str, Any]], path: Path) -> Pat
     return _save(fig, path)
 
 
+def budget_curve(benchmarks: dict[str, dict[str, Any]], path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=110)
+    for name, modes in benchmarks.items():
+        points = modes.get("budget_curve") or []
+        xs = [p["thinking_tokens"] for p in points]
+        ys = [p["pass@1"] for p in points]
+        ax.plot(xs, ys, marker="o", markersize=4, label=name)
+        for p in points:
+            ax.annotate(
+                p["label"], (p["thinking_tokens"], p["pass@1"]), fontsize=6, xytext=(3, -9), textcoords="offset points"
+            )
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("mean thinking tokens")
+    ax.set_ylabel("pass@1")
+    ax.set_title("accuracy against the thinking budget (off … unlimited on)")
+    ax.legend(frameon=False, fontsize=8)
+    return _save(fig, path)
+
+
 def write_plots(benchmarks: dict[str, dict[str, Any]], folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
-    return [
+    paths = [
         accuracy_by_benchmark(benchmarks, folder / "accuracy_by_benchmark.png"),
         accuracy_vs_tokens(benchmarks, folder / "accuracy_vs_tokens.png"),
     ]
+    if any("budget_curve" in modes for modes in benchmarks.values()):
+        paths.append(budget_curve(benchmarks, folder / "budget_curve.png"))
+    return paths
 
 
 def _save(fig: Any, path: Path) -> Path:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +36,9 @@ from thinktoggle.generators.engines.config import EngineConfig, resolve_kind
 from thinktoggle.generators.sources import SourceConfig
 from thinktoggle.schemas.io import atomic_write_text
 from thinktoggle.schemas.record import Record
-from thinktoggle.schemas.think import THINK_CLOSE, system_prompt_for
+from thinktoggle.schemas.think import THINK_CLOSE, THINK_OPEN, system_prompt_for
 from thinktoggle.training.benchmarks import Benchmark, BenchmarkConfig, iter_benchmark, resolve
+from thinktoggle.training.eval_budget import budget_curves, check_levels, format_curves, median_thinking, resolve_levels
 from thinktoggle.training.eval_metrics import Sample, summarize
 
 MODES = ("on", "off")
@@ -63,18 +64,34 @@ class ValidateConfig:
     code_workers: int = 2  # code benchmarks: programs run at once in the sandbox
     code_allow_unsafe: bool = False  # run code without bubblewrap's sandbox (only for models you trust)
     plots: bool = True  # write plots/*.png (accuracy by benchmark and mode; accuracy against tokens)
+    budgets: tuple[
+        str, ...
+    ] = ()  # thinking budgets for the budget curve: tokens (64) or shares of the median trace (50%)
+    budget_samples: int = 0  # samples per prompt at each budget (0: sampling_on.n)
 
     def __post_init__(self) -> None:
         if self.engine.kind not in ("auto", "vllm", "transformers", "openai"):
             raise ValueError(f"engine: kind auto, vllm, transformers or openai, got {self.engine.kind!r}")
         if not self.modes or any(m not in MODES for m in self.modes):
             raise ValueError(f"modes: expected a non-empty subset of {MODES}, got {list(self.modes)}")
+        if self.budgets:
+            check_levels(self.budgets)
+            if "on" not in self.modes:
+                raise ValueError("budgets: a budget curve needs the on mode (modes: [on, off])")
+            if self.sampling_on.thinking_budget is not None:
+                raise ValueError("budgets: the curve's unlimited end needs sampling_on.thinking_budget unset")
+        if self.budget_samples < 0:
+            raise ValueError(f"budget_samples must be >= 0 (0: sampling_on.n), got {self.budget_samples}")
         names = [b.name for b in self.benchmarks] + ([PROMPTS_BENCHMARK] if self.prompts else [])
         if len(set(names)) != len(names):
             raise ValueError(f"benchmarks: names must be unique, got {names}")
 
     def sampling(self, mode: str) -> SamplingConfig:
         return self.sampling_on if mode == "on" else self.sampling_off
+
+    def budgeted(self, budget: int) -> SamplingConfig:
+        """The on mode's sampling with a thinking budget (budget_samples samples)."""
+        return replace(self.sampling_on, thinking_budget=budget, n=self.budget_samples or self.sampling_on.n)
 
     def resolved(self) -> list[Benchmark]:
         benchmarks = [resolve(b, self.limit) for b in self.benchmarks]
@@ -215,44 +232,100 @@ class TokenSplit:
             reasoning = [round(t * len(h) / len(o)) if o else 0 for t, h, o in zip(totals, heads, outputs, strict=True)]
         return [(min(r, t), t - min(r, t)) for r, t in zip(reasoning, totals, strict=True)]
 
+    def thinking(self, outputs: list[str]) -> list[int | None]:
+        """Tokens inside each output's think block, tags excluded (None: no closed block): for engines that
+        do not count them. Without the tokenizer, whitespace-separated words stand in for tokens."""
+        inner = [_think_inner(o) for o in outputs]
+        texts = [t for t in inner if t is not None]
+        if self.tokenizer is not None and texts:
+            counts = iter(len(ids) for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"])
+        else:
+            counts = iter(len(t.split()) for t in texts)
+        return [None if t is None else next(counts) for t in inner]
+
+
+def _think_inner(output: str) -> str | None:
+    start, end = output.find(THINK_OPEN), output.find(THINK_CLOSE)
+    return output[start + len(THINK_OPEN) : end] if 0 <= start < end else None
+
 
 # --------------------------------------------------------------------------------------------- generation
 
 
-def generate_answers(items: list[Item], config: ValidateConfig, engine: Any) -> list[dict[str, Any]]:
-    """Every item in every mode, `sampling.n` samples each, one engine call per mode (the engine batches)."""
+@dataclass(frozen=True)
+class Job:
+    """One item answered once: in `mode` with `sampling`; `budget` the budget level's label (None: none)."""
+
+    item: Item
+    index: int  # the item's position: its request is seeded seed + index in every round
+    mode: str
+    sampling: SamplingConfig
+    budget: str | None = None
+
+
+def generate_answers(
+    items: list[Item], config: ValidateConfig, engine: Any, split: TokenSplit | None = None
+) -> list[dict[str, Any]]:
+    """Every item in every mode, `sampling.n` samples each, one engine call per mode (the engine batches);
+    then, with `config.budgets`, every item "on" at each budget level (one more call)."""
     answers: list[dict[str, Any]] = []
     for mode in config.modes:
-        sampling = config.sampling(mode)
-        requests = [
-            ChatRequest(
-                messages=[{"role": "system", "content": system_prompt_for(mode)}, *item.record.input],
-                sampling=sampling,
-                n=sampling.n,
-                model=config.model,
-                reasoning=mode,
-                seed=config.seed + i,
-            )
+        answers += answer_jobs(
+            [Job(item, i, mode, config.sampling(mode)) for i, item in enumerate(items)], config, engine, split
+        )
+    if config.budgets and "on" in config.modes:
+        medians = median_thinking(answers)
+        jobs = [
+            Job(item, i, "on", config.budgeted(level.budget), level.label)
             for i, item in enumerate(items)
+            for level in resolve_levels(config.budgets, medians.get(item.benchmark, 0.0))
         ]
-        for item, completions in zip(items, engine.generate(requests), strict=True):
-            for sample, c in enumerate(completions):
-                answers.append(
-                    {
-                        "benchmark": item.benchmark,
-                        "scorer": item.scorer,
-                        "pair_id": item.record.pair_id,
-                        "prompt": item.record.prompt,
-                        "mode": mode,
-                        "sample": sample,
-                        "output": c.text if c.error is None else "",
-                        "error": c.error,
-                        "tokens": c.completion_tokens,
-                        "finish_reason": c.finish_reason,
-                        "expected_answer": item.record.expected_answer,
-                        "tests": item.record.tests,
-                    }
-                )
+        answers += answer_jobs(jobs, config, engine, split)
+    return answers
+
+
+def answer_jobs(jobs: list[Job], config: ValidateConfig, engine: Any, split: TokenSplit | None) -> list[dict[str, Any]]:
+    """The answers of `jobs` (one engine call), with thinking tokens: the engine's count, else the tokenizer's."""
+    requests = [
+        ChatRequest(
+            messages=[{"role": "system", "content": system_prompt_for(job.mode)}, *job.item.record.input],
+            sampling=job.sampling,
+            n=job.sampling.n,
+            model=config.model,
+            reasoning=job.mode,
+            seed=config.seed + job.index,
+        )
+        for job in jobs
+    ]
+    answers = []
+    for job, completions in zip(jobs, engine.generate(requests), strict=True):
+        item = job.item
+        for sample, c in enumerate(completions):
+            answers.append(
+                {
+                    "benchmark": item.benchmark,
+                    "scorer": item.scorer,
+                    "pair_id": item.record.pair_id,
+                    "prompt": item.record.prompt,
+                    "mode": job.mode,
+                    "budget": job.budget,
+                    "thinking_budget": job.sampling.thinking_budget,
+                    "sample": sample,
+                    "output": c.text if c.error is None else "",
+                    "error": c.error,
+                    "tokens": c.completion_tokens,
+                    "thinking_tokens": c.thinking_tokens,
+                    "think_cut": c.think_cut,
+                    "finish_reason": c.finish_reason,
+                    "expected_answer": item.record.expected_answer,
+                    "tests": item.record.tests,
+                }
+            )
+    uncounted = [a for a in answers if a["thinking_tokens"] is None]
+    if uncounted:
+        counter = split or TokenSplit(config.model)
+        for a, count in zip(uncounted, counter.thinking([a["output"] for a in uncounted]), strict=True):
+            a["thinking_tokens"] = count
     return answers
 
 
@@ -262,9 +335,12 @@ def metrics(answers: list[dict[str, Any]], split: TokenSplit | None = None) -> d
     reasons: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     code: dict[str, bool] = defaultdict(bool)
     if split is not None:
+        answers = [a for a in answers if a.get("budget") is None]
         for a, (reasoning, answer) in zip(answers, split.many(answers), strict=True):
             a["reasoning_tokens"], a["answer_tokens"] = reasoning, answer
     for a in answers:
+        if a.get("budget") is not None:  # the budget curve's points: reported apart (eval_budget.py)
+            continue
         key = (a["benchmark"], a["mode"])
         answer = a.get("answer")
         groups[key][a["pair_id"]].append(
@@ -345,10 +421,11 @@ def evaluate(
     if any(item.scorer == "math" for item in items):
         pool = MathVerifierPool(config.verify_processes, config.verify_timeout_s).start()
     own = engine is None
+    split = TokenSplit(model)
     try:
         engine = engine or make_engine(config.engine, model, seed=config.seed)
         try:
-            answers = generate_answers(items, config, engine)
+            answers = generate_answers(items, config, engine, split)
         finally:
             if own:
                 engine.close()
@@ -363,7 +440,9 @@ def evaluate(
     finally:
         if pool is not None:
             pool.close()
-    benchmarks = metrics(answers, TokenSplit(model))
+    benchmarks: dict[str, dict[str, Any]] = metrics(answers, split)
+    for name, curve in budget_curves(answers, config.sampling_on.thinking_grace).items():
+        benchmarks[name]["budget_curve"] = curve
     return {"engine": f"{engine.name} {engine.version}", "benchmarks": benchmarks}, answers
 
 
@@ -396,6 +475,9 @@ def run_validate(config: ValidateConfig, inputs: list[Path], out_dir: Path, exec
     report = {"model": model, **result, "config": _plain(config)}
     atomic_write_text(json.dumps(report, indent=2) + "\n", out_dir / "report.json")
     table = format_table(report["benchmarks"])
+    curves = {name: modes["budget_curve"] for name, modes in report["benchmarks"].items() if "budget_curve" in modes}
+    if curves:
+        table += "\n\n" + format_curves(curves)
     atomic_write_text(f"# Evaluation of {model}\n\n```\n{table}\n```\n", out_dir / "report.md")
     atomic_write_text("".join(json.dumps(a) + "\n" for a in answers), out_dir / "answers.jsonl")
     if config.plots:

@@ -1,0 +1,106 @@
+"""Budget curves in the evaluation: levels, the curve's points from scored answers, the report's shape."""
+
+from __future__ import annotations
+
+import pytest
+
+from thinktoggle.training.eval_budget import (
+    BudgetLevel,
+    budget_curves,
+    check_levels,
+    curve_point,
+    format_curves,
+    median_thinking,
+    resolve_levels,
+)
+from thinktoggle.training.validate import ValidateConfig
+
+
+@pytest.mark.parametrize(
+    ("levels", "median", "expected"),
+    [
+        (["0", "25%", "50%", "75%", "100%"], 20, [0, 5, 10, 15, 20]),
+        (["100%", "0"], 20, [0, 20]),  # sorted by budget
+        (["50%"], 7, [4]),  # rounded to a token (3.5 -> 4, Python's round-half-even)
+        (["64", "10%"], 1000, [64, 100]),  # tokens and shares mix
+        (["50%"], 0, [0]),  # a model that never thought: every share is 0
+        (["150%"], 10, [15]),
+    ],
+)
+def test_levels_resolve_against_the_median_trace(levels, median, expected):
+    assert [level.budget for level in resolve_levels(levels, median)] == expected
+
+
+@pytest.mark.parametrize("bad", ["-1", "x", "50 %%", "-5%", "", "1.5"])
+def test_a_bad_level_is_named(bad):
+    with pytest.raises(ValueError, match="budgets: .* is not a token count"):
+        check_levels([bad])
+
+
+def test_config_checks_its_budgets():
+    assert ValidateConfig(budgets=("0", "50%")).budgets == ("0", "50%")
+    with pytest.raises(ValueError, match="budgets: 'half'"):
+        ValidateConfig(budgets=("half",))
+    with pytest.raises(ValueError, match="needs the on mode"):
+        ValidateConfig(budgets=("50%",), modes=("off",))
+    config = ValidateConfig(budgets=("50%",), budget_samples=2)
+    assert config.budgeted(7).thinking_budget == 7 and config.budgeted(7).n == 2
+    assert ValidateConfig(budgets=("50%",)).budgeted(3).n == ValidateConfig().sampling_on.n
+
+
+def answer(benchmark, pair, mode, correct, thinking, budget=None, tokens_budget=None, cut=False, compliant=True):
+    return {
+        "benchmark": benchmark, "pair_id": pair, "mode": mode, "correct": correct, "compliant": compliant,
+        "thinking_tokens": thinking, "budget": budget, "thinking_budget": tokens_budget, "think_cut": cut,
+    }  # fmt: skip
+
+
+def test_median_reads_only_unlimited_on_answers():
+    answers = [
+        answer("a", "p1", "on", True, 10),
+        answer("a", "p2", "on", True, 30),
+        answer("a", "p3", "on", True, 20),
+        answer("a", "p1", "on", False, 2, budget="10%", tokens_budget=2),  # budgeted: not the trace's length
+        answer("a", "p1", "off", False, None),
+        answer("b", "p9", "on", True, 4),
+    ]
+    assert median_thinking(answers) == {"a": 20.0, "b": 4.0}
+
+
+def test_a_point_averages_per_prompt_and_counts_adherence_with_the_grace():
+    answers = [  # budget 10, grace 0.1: at most 11 thinking tokens
+        answer("a", "p1", "on", True, 11, "10", 10, cut=True),
+        answer("a", "p1", "on", False, 12, "10", 10, cut=True),  # over: 12 > 11
+        answer("a", "p2", "on", True, 4, "10", 10),
+        answer("a", "p2", "on", True, 6, "10", 10, compliant=False),
+    ]
+    point = curve_point("10", 10, answers, grace=0.1)
+    assert point["pass@1"] == pytest.approx((0.5 + 1.0) / 2)
+    assert point["within_budget"] == pytest.approx(0.75)
+    assert point["cut"] == pytest.approx(0.5) and point["compliance"] == pytest.approx(0.75)
+    assert point["thinking_tokens"] == pytest.approx(33 / 4)
+    assert curve_point("0", 0, [answer("a", "p", "on", False, 1, "0", 0)], grace=0.1)["within_budget"] == 0.0
+
+
+def test_curves_run_from_off_through_the_budgets_to_unlimited():
+    answers = [
+        answer("a", "p1", "off", False, None),
+        answer("a", "p1", "on", True, 20),
+        answer("a", "p1", "on", True, 18, "100%", 20),
+        answer("a", "p1", "on", False, 0, "0", 0, cut=True),
+        answer("a", "p1", "on", False, 10, "50%", 10, cut=True),
+        answer("b", "p2", "on", True, 5),  # no budgeted answers: no curve
+    ]
+    curves = budget_curves(answers, grace=0.1)
+    assert list(curves) == ["a"]
+    points = curves["a"]
+    assert [p["label"] for p in points] == ["off", "0", "50%", "100%", "unlimited"]
+    assert [p["budget"] for p in points] == [None, 0, 10, 20, None]
+    assert [p["pass@1"] for p in points] == [0.0, 0.0, 0.0, 1.0, 1.0]
+    assert points[0]["within_budget"] is None and points[1]["within_budget"] == 1.0
+    table = format_curves(curves)
+    assert "a: thinking budget curve" in table and "unlimited" in table
+
+
+def test_budget_level_is_a_value():
+    assert resolve_levels(["1"], 0) == [BudgetLevel("1", 1)]
