@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from thinktoggle.generators.engines.base import ChatRequest, Completion, ProgressCallback
+from thinktoggle.generators.engines.base import ChatRequest, Completion, ProgressCallback, SamplingConfig
+from thinktoggle.generators.engines.thinking_budget import BudgetTracker, ThinkTags, count_thinking, replay
 
 
 class TransformersEngine:
@@ -33,6 +34,7 @@ class TransformersEngine:
         self.model = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype).to(self.device).eval()
         self.batch_size = batch_size
         self.seed = seed
+        self._tags: ThinkTags | None = None
 
     def generate(
         self, requests: Sequence[ChatRequest], progress: ProgressCallback | None = None
@@ -46,12 +48,10 @@ class TransformersEngine:
         eos = self.tokenizer.eos_token_id
         for start in range(0, len(rows), self.batch_size):
             chunk = rows[start : start + self.batch_size]
-            s = chunk[0][1].sampling
-            same = [r for r in chunk if r[1].sampling == s]
-            rest = [r for r in chunk if r[1].sampling != s]
-            for group in (same, rest):
-                if not group:
-                    continue
+            by_sampling: dict[SamplingConfig, list[tuple[int, ChatRequest]]] = {}
+            for row in chunk:  # one generate call per sampling: its settings (and budget) apply to every row
+                by_sampling.setdefault(row[1].sampling, []).append(row)
+            for group in by_sampling.values():
                 texts = [
                     self.tokenizer.apply_chat_template(
                         r.messages, add_generation_prompt=True, tokenize=False, **(r.chat_template_kwargs or {})
@@ -60,6 +60,11 @@ class TransformersEngine:
                 ]
                 enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
                 g = group[0][1].sampling
+                masks = enc["attention_mask"]
+                prompts = [ids[mask == 1].tolist() for ids, mask in zip(enc["input_ids"], masks, strict=True)]
+                budget = []
+                if g.thinking_budget is not None:
+                    budget = [self._budget(g.thinking_budget, g.thinking_grace, prompts, enc["input_ids"].shape[1])]
                 torch.manual_seed(self.seed + start)
                 with torch.no_grad():
                     out = self.model.generate(
@@ -71,23 +76,60 @@ class TransformersEngine:
                         top_k=None,
                         eos_token_id=eos,
                         pad_token_id=self.tokenizer.pad_token_id,
+                        logits_processor=budget or None,
                     )
                 prompt_len = enc["input_ids"].shape[1]
-                for (index, _), ids in zip(group, out[:, prompt_len:].tolist(), strict=True):
+                for (index, _), ids, prompt in zip(group, out[:, prompt_len:].tolist(), prompts, strict=True):
                     stop = ids.index(eos) + 1 if eos in ids else None
                     ids = ids[:stop] if stop else [t for t in ids if t != self.tokenizer.pad_token_id]
                     text = self.tokenizer.decode(ids, skip_special_tokens=True)
+                    if g.thinking_budget is None:
+                        thinking, cut = count_thinking(self.tags, prompt, ids), False
+                    else:  # the processor's own figures: the same state machine over the same tokens
+                        tracker = replay(self.tags, g.thinking_budget, g.thinking_grace, prompt, ids)
+                        thinking, cut = tracker.thinking_tokens, tracker.cut
                     results[index].append(
                         Completion(
                             text=text,
                             finish_reason="stop" if stop else "length",
                             prompt_tokens=int(enc["attention_mask"][0].sum()),
                             completion_tokens=len(ids),
+                            thinking_tokens=thinking,
+                            think_cut=cut,
                         )
                     )
                 if progress:
                     progress(len(group), 0)
         return results
+
+    @property
+    def tags(self) -> ThinkTags:
+        if self._tags is None:  # once: the newline set scans the vocabulary
+            self._tags = ThinkTags.from_tokenizer(self.tokenizer)
+        return self._tags
+
+    def _budget(self, budget: int, grace: float, prompts: list[list[int]], prompt_len: int):
+        """A transformers logits processor forcing `</think>` on rows whose thinking budget is spent."""
+        import torch
+        from transformers import LogitsProcessor
+
+        trackers = [BudgetTracker(self.tags, budget, grace).prompt(p) for p in prompts]
+        start = prompt_len  # input_ids are the (left-padded) prompts, then what was generated
+
+        class ThinkingBudget(LogitsProcessor):
+            def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+                nonlocal start
+                for row, tracker in enumerate(trackers):
+                    tracker.feed_all(input_ids[row, start:].tolist())
+                start = input_ids.shape[1]
+                forced = [(row, t.forced) for row, t in enumerate(trackers) if t.forced is not None]
+                if forced:
+                    rows, ids = (torch.tensor(x, device=scores.device) for x in zip(*forced, strict=True))
+                    scores[rows] = float("-inf")
+                    scores[rows, ids] = 0.0
+                return scores
+
+        return ThinkingBudget()
 
     def close(self) -> None:
         self.model = None

@@ -217,3 +217,23 @@ def test_openai_engine_unbudgeted_is_one_request(server):
 )  # fmt: skip
 def test_end_of_line(tokens, budget, kept):
     assert end_of_line(tokens, budget) == tokens[:kept]
+
+
+# ------------------------------------------------------------------ the transformers engine (an HF logits processor)
+
+
+@pytest.mark.parametrize("budget", [0, 3])
+def test_transformers_engine_budget(thinking_model_dir, budget):
+    from thinktoggle.generators.engines.transformers_engine import TransformersEngine
+
+    engine = TransformersEngine(thinking_model_dir, batch_size=8)
+    results = engine.generate(requests(budget, count=8, max_tokens=12) + requests(None, count=2, max_tokens=12))
+    budgeted, free = results[:8], results[8:]
+    for (c,) in budgeted:
+        thinking, closed, _ = c.text.partition("</think>")
+        assert c.thinking_tokens <= budget + budget // 10
+        if budget == 0:
+            assert c.think_cut and thinking == "" and closed
+    assert sum(c.think_cut and "</think>" in c.text for (c,) in budgeted) >= 6
+    for (c,) in free:
+        assert not c.think_cut and c.thinking_tokens is not None
