@@ -326,13 +326,18 @@ register_task(ProceduralTask("mod_chain", "math", mod_chain_records, solve_mod_c
 
 
 # ------------------------------------------------------------------- mod_choice (the demo's second domain)
-# The same chains asked as multiple choice: `Pick the last blank mod 10: A)3 B)7 C)1 D)9 6+6=_*4=_-7=_-4=_`, one
-# option the result. On: `<think>6+6=2*4=8-7=1-4=7 A3n B7y C1n D9n</think>` then `\boxed{B}`; off: `\boxed{B}`.
-# The trace compares each option with the result (`y`/`n`) because a tiny model cannot learn the bare lookup
-# "which option equals the result" (tried: on-mode letters stayed at chance); each comparison is fixed-offset
-# work like the chain's steps, and the letter is the one two tokens before the `y`. Another answer format (a
-# letter, scored by filters/choice.py) over the same skill. A chain's split is mod_chain's (the same hash), so
-# no held-out chain of either task is ever trained on by the other.
+# The same chains asked as multiple choice: `Pick the last blank mod 10: A)3; B)7; C)1; D)9; 6+6=_*4=_-7=_-4=_`,
+# one option the result. On: `<think>6+6=2*4=8-7=1-4=7; A37n B77y C17n D97n</think>` then `\boxed{B}`; off:
+# `\boxed{B}` alone. After the filled chain, each option is written as its letter, its value, the result again
+# and y/n (value == result). Every step is then fixed-offset work for a tiny model, as the chain's steps are:
+# each option is four tokens in the prompt and in the trace (the value is copied from a fixed distance), the
+# result is carried from three tokens back, y/n compares two neighbours, and the letter is three tokens before
+# the `y`. (Tried and measured: a bare lookup "which option equals the result", and y/n against the chain's
+# result at a distance that grows with each option: on-mode letters stayed near chance, docs/BENCHMARKS.md.)
+# The options come before the chain so that the chain ends the prompt in both tasks: the trace copies each step
+# from the same distance as in mod_chain. Another answer format (a letter, scored by filters/choice.py) over the
+# same skill. A chain's split is mod_chain's (the same hash), so no held-out chain of either task is ever
+# trained on by the other.
 
 CHOICE_LETTERS = "ABCD"
 
@@ -355,10 +360,7 @@ def mod_choice_problems(
 
 
 def mod_choice_prompt(problem: dict[str, Any]) -> str:
-    options = " ".join(f"{letter}){value}" for letter, value in zip(CHOICE_LETTERS, problem["options"], strict=False))
-    # The options come before the chain: the chain then ends the prompt in both tasks, so every trace token sits
-    # at the same distance from the step it copies as in mod_chain (options after the chain shifted it, and the
-    # tiny model, having to learn two offsets, learned neither: chains fell to 0.29 on).
+    options = " ".join(f"{letter}){value};" for letter, value in zip(CHOICE_LETTERS, problem["options"], strict=False))
     return f"Pick the last blank mod {problem['modulus']}: {options} {mod_chain_prompt(problem).split(': ', 1)[1]}"
 
 
@@ -370,10 +372,10 @@ def solve_mod_choice(problem: dict[str, Any]) -> tuple[str, str]:
     chain, _ = solve_mod_chain(problem)
     result = arithmetic_values(problem)[-1]
     checks = " ".join(
-        f"{letter}{value}{'y' if value == result else 'n'}"
+        f"{letter}{value}{result}{'y' if value == result else 'n'}"
         for letter, value in zip(CHOICE_LETTERS, problem["options"], strict=False)
     )
-    return f"{chain} {checks}", f"\\boxed{{{mod_choice_letter(problem)}}}"
+    return f"{chain}; {checks}", f"\\boxed{{{mod_choice_letter(problem)}}}"
 
 
 def mod_choice_records(count: int, seed: int = 0, split: Split = "train", **params: Any) -> list[Record]:

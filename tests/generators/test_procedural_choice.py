@@ -19,17 +19,19 @@ def test_options_hold_the_result_once_and_the_teacher_answers_the_right_letter()
         assert len(options) == len(set(options)) == 4 and arithmetic_values(problem)[-1] in options
         assert (
             record.category == "science"
-            and f"{record.expected_answer}){arithmetic_values(problem)[-1]}" in record.prompt
+            and f"{record.expected_answer}){arithmetic_values(problem)[-1]};" in record.prompt
         )
         for mode in ("on", "off"):
             reasoning, answer = procedural_answer(record, mode)
             verdict, letter = judge_choice(compose_output(reasoning, answer), record.expected_answer)
             assert verdict.verdict == "pass" and letter == record.expected_answer
-        # the trace: the filled chain, then each option compared with the result, `y` on the right one only
-        chain_text, checks = procedural_answer(record, "on")[0].split(" ", 1)
-        assert chain_text.endswith(f"={arithmetic_values(problem)[-1]}")
+        # the trace: the filled chain, then per option its letter, value, the result again and y/n
+        chain_text, checks = procedural_answer(record, "on")[0].split("; ", 1)
+        result = arithmetic_values(problem)[-1]
+        assert chain_text.endswith(f"={result}")
         marks = checks.split()
-        assert [m[0] for m in marks] == list("ABCD") and [m[1:-1] for m in marks] == [str(v) for v in options]
+        assert [m[0] for m in marks] == list("ABCD") and [m[1] for m in marks] == [str(v) for v in options]
+        assert {m[2] for m in marks} == {str(result)}
         assert [m[0] for m in marks if m.endswith("y")] == [record.expected_answer]
         assert sum(m.endswith("n") for m in marks) == 3
 
