@@ -54,3 +54,34 @@ def vllm_llm(tiny_model_dir):
     llm = LLM(model=str(tiny_model_dir), seed=0, **VLLM_CPU_KWARGS)
     yield llm
     del llm
+
+
+@pytest.fixture(scope="session")
+def thinking_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
+    """The tiny model, its generation prompt ending in `<think>\\n` (as DeepSeek-R1's and Qwen3's templates open
+    the block): the untrained model almost never writes `<think>` itself, so this one starts every sample inside
+    the block, and rarely closes it (thinking-budget tests)."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    from thinktoggle.training.tiny import CHAT_TEMPLATE
+
+    out = tmp_path_factory.mktemp("thinking") / "model"
+    shutil.copytree(tiny_model_dir, out)
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    opened = CHAT_TEMPLATE.replace("<|assistant|>{%- endif -%}", "<|assistant|>{{ '<think>\\n' }}{%- endif -%}")
+    assert opened != CHAT_TEMPLATE
+    tokenizer.chat_template = opened
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def thinking_vllm_engine(thinking_model_dir):
+    """A `VLLMEngine` on the thinking model, with the thinking-budget logits processor registered."""
+    from thinktoggle.generators.engines.vllm_offline import VLLMEngine
+
+    engine = VLLMEngine(str(thinking_model_dir), seed=0, **VLLM_CPU_KWARGS)
+    yield engine
+    engine.close()

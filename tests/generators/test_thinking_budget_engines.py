@@ -7,10 +7,7 @@ with fixed seeds; the bounds hold for every sample, read from the raw token ids 
 leave wide margins: vLLM's CPU sampling is not bit-identical from one run to the next).
 """
 
-import shutil
-
 import pytest
-from conftest import VLLM_CPU_KWARGS
 from test_generate_openai import SERVED_NAME, Server
 from transformers import AutoTokenizer
 
@@ -18,7 +15,6 @@ from thinktoggle.generators.engines.base import ChatRequest, SamplingConfig
 from thinktoggle.generators.engines.openai_server import OpenAIEngine, end_of_line
 from thinktoggle.generators.engines.thinking_budget import ThinkTags
 from thinktoggle.generators.engines.vllm_offline import VLLMEngine, has_budget_processor
-from thinktoggle.training.tiny import CHAT_TEMPLATE
 
 BUDGETS = (0, 3, 8, 20)
 PROMPTS = 64
@@ -26,23 +22,8 @@ MAX_TOKENS = 40  # > 22 + 2: room for the largest budget, its grace, the end tag
 
 
 @pytest.fixture(scope="module")
-def thinking_model_dir(tiny_model_dir, tmp_path_factory):
-    """The tiny model, its generation prompt ending in `<think>\\n`."""
-    out = tmp_path_factory.mktemp("thinking") / "model"
-    shutil.copytree(tiny_model_dir, out)
-    tokenizer = AutoTokenizer.from_pretrained(out)
-    opened = CHAT_TEMPLATE.replace("<|assistant|>{%- endif -%}", "<|assistant|>{{ '<think>\\n' }}{%- endif -%}")
-    assert opened != CHAT_TEMPLATE
-    tokenizer.chat_template = opened
-    tokenizer.save_pretrained(out)
-    return out
-
-
-@pytest.fixture(scope="module")
-def engine(thinking_model_dir):
-    engine = VLLMEngine(str(thinking_model_dir), seed=0, **VLLM_CPU_KWARGS)
-    yield engine
-    engine.close()
+def engine(thinking_vllm_engine):
+    return thinking_vllm_engine  # conftest's: the tiny model, its generation prompt ending in `<think>\n`
 
 
 def requests(budget, count=PROMPTS, max_tokens=MAX_TOKENS, model=""):

@@ -104,3 +104,36 @@ def test_curves_run_from_off_through_the_budgets_to_unlimited():
 
 def test_budget_level_is_a_value():
     assert resolve_levels(["1"], 0) == [BudgetLevel("1", 1)]
+
+
+def test_evaluation_draws_the_curve_on_the_real_engine(thinking_vllm_engine, thinking_model_dir, tmp_path):
+    """validate with budgets on vLLM and its logits processor: the levels resolve against the median unlimited
+    trace, every budgeted trace keeps to its budget, and report + plot carry the curve. The model is untrained
+    (it opens the block in its template and rarely closes it), so accuracy is not what is checked here; the
+    demo measures the curve of a trained model (docs/BENCHMARKS.md)."""
+    from thinktoggle.generators.engines.base import SamplingConfig
+    from thinktoggle.generators.procedural import procedural_records
+    from thinktoggle.training.eval_plots import write_plots
+    from thinktoggle.training.validate import Item, evaluate
+
+    items = [Item("chain", "math", r) for r in procedural_records("mod_chain", 6, seed=2, split="heldout")]
+    config = ValidateConfig(
+        sampling_on=SamplingConfig(n=2, temperature=1.0, top_p=1.0, max_tokens=24),
+        sampling_off=SamplingConfig(n=1, temperature=0.0, top_p=1.0, max_tokens=8),
+        budgets=("0", "50%", "100%"),
+        budget_samples=3,
+    )
+    result, answers = evaluate(items, config, str(thinking_model_dir), engine=thinking_vllm_engine)
+    unlimited = [a["thinking_tokens"] for a in answers if a["mode"] == "on" and a["budget"] is None]
+    median = sorted(unlimited)[len(unlimited) // 2 - 1 : len(unlimited) // 2 + 1]
+    curve = result["benchmarks"]["chain"]["budget_curve"]
+    assert [p["label"] for p in curve] == ["off", "0", "50%", "100%", "unlimited"]
+    assert curve[1]["budget"] == 0 and curve[2]["budget"] == round(sum(median) / 2 / 2)
+    for point in curve[1:4]:
+        assert point["within_budget"] == 1.0 and point["n_answers"] == 6 * 3  # every trace kept to its budget
+    assert curve[1]["thinking_tokens"] == 0 and curve[1]["cut"] == 1.0
+    assert curve[2]["thinking_tokens"] <= curve[2]["budget"] * 1.1 < curve[4]["thinking_tokens"]
+    # budgeted answers are the curve's alone: the on/off metrics count the unbudgeted samples only
+    assert result["benchmarks"]["chain"]["on"]["n_samples"] == 2
+    paths = write_plots(result["benchmarks"], tmp_path)
+    assert (tmp_path / "budget_curve.png") in paths and (tmp_path / "budget_curve.png").stat().st_size > 0
