@@ -66,6 +66,9 @@ class GenerateConfig:
     sampling_on: SamplingConfig = SamplingConfig(n=1, temperature=0.6, top_p=0.95, max_tokens=1024)  # on mode
     sampling_off: SamplingConfig = SamplingConfig(n=1, temperature=0.0, top_p=1.0, max_tokens=1024)  # off mode
     modes: tuple[str, ...] = MODES  # the modes to generate
+    budgeted_on: tuple[
+        int, ...
+    ] = ()  # thinking budgets for training rows: one more on sample a prompt, cut at one of them
     seed: int | None = 0  # per-request seeds are derived from it and the prompt: reproducible in any batch
     dp: int = 1  # data-parallel ranks (one engine each); maps onto the executor's tasks
     # work split
@@ -82,6 +85,10 @@ class GenerateConfig:
             raise ValueError(f"generate.modes: expected a non-empty subset of {MODES}, got {list(self.modes)}")
         if self.shard_size < 1 or self.dp < 1:
             raise ValueError("generate.shard_size and dp must be >= 1")
+        if any(b < 0 for b in self.budgeted_on):
+            raise ValueError(f"generate.budgeted_on: budgets must be >= 0 tokens, got {list(self.budgeted_on)}")
+        if self.budgeted_on and "on" not in self.modes:
+            raise ValueError("generate.budgeted_on: budgeted rows are on samples: modes must include on")
 
     def teacher(self, mode: str) -> str:
         return (self.teacher_off or self.teacher_on) if mode == "off" else self.teacher_on
@@ -92,6 +99,23 @@ class GenerateConfig:
     def sampling(self, mode: str) -> SamplingConfig:
         return self.sampling_on if mode == "on" else self.sampling_off
 
+    def parts(self, shard: int) -> list[Part]:
+        """The parts of a shard: one per mode, and the budgeted on samples when `budgeted_on` is set."""
+        return [Part(shard, mode) for mode in self.modes] + ([Part(shard, "on", True)] if self.budgeted_on else [])
+
+    def part_samples(self, part: Part) -> range:
+        """Sample indices of a prompt in `part`: 0..n-1 in a mode; the budgeted sample comes after the on ones."""
+        n_on = self.sampling_on.n
+        return range(n_on, n_on + 1) if part.budgeted else range(self.sampling(part.mode).n)
+
+    def part_sampling(self, part: Part, pair_id: str) -> SamplingConfig:
+        """The sampling of a prompt in `part`; a budgeted sample's budget is drawn by the prompt's hash, so a
+        rerun (or another rank) gives every prompt the same budget."""
+        if not part.budgeted:
+            return self.sampling(part.mode)
+        budget = self.budgeted_on[int(content_hash("budget", pair_id), 16) % len(self.budgeted_on)]
+        return replace(self.sampling_on, n=1, thinking_budget=budget)
+
     def fingerprint_fields(self) -> dict[str, Any]:
         """What decides the outputs: a rerun into the same folder must not change these."""
         keep = ("teacher_on", "teacher_off", "toggle_on", "toggle_off", "sampling_on", "sampling_off", "modes")
@@ -99,7 +123,8 @@ class GenerateConfig:
         for mode in ("sampling_on", "sampling_off"):
             if data[mode]["thinking_budget"] is None:  # unbudgeted: the plan of a folder from before budgets
                 del data[mode]["thinking_budget"], data[mode]["thinking_grace"]
-        return {k: data[k] for k in (*keep, "seed", "shard_size")} | {"modes": list(self.modes)}
+        budgeted = {"budgeted_on": list(self.budgeted_on)} if self.budgeted_on else {}  # older plans had none
+        return {k: data[k] for k in (*keep, "seed", "shard_size")} | {"modes": list(self.modes)} | budgeted
 
 
 # ----------------------------------------------------------------------------------------------- the plan
@@ -111,10 +136,11 @@ class Part:
 
     shard: int
     mode: str
+    budgeted: bool = False  # the budgeted on samples (`budgeted_on`)
 
     @property
     def name(self) -> str:
-        return f"shard-{self.shard:05d}-{self.mode}.parquet"
+        return f"shard-{self.shard:05d}-{self.mode}{'-budgeted' if self.budgeted else ''}.parquet"
 
 
 def _prompts_path(out_dir: Path) -> Path:
@@ -226,10 +252,9 @@ def pending_part(config: GenerateConfig, out_dir: Path, part: Part, prompts: lis
     """What remains to generate for a part, or None when it is complete."""
     kept_path = kept_dir(out_dir) / part.name
     present = _present_samples(kept_path)
-    n = config.sampling(part.mode).n
     missing = []
     for prompt in prompts:
-        samples = [s for s in range(n) if (prompt.pair_id, s) not in present]
+        samples = [s for s in config.part_samples(part) if (prompt.pair_id, s) not in present]
         if samples:
             missing.append((prompt, samples))
     if not missing:
@@ -243,7 +268,7 @@ def pending_part(config: GenerateConfig, out_dir: Path, part: Part, prompts: lis
         pending.requests.append(
             ChatRequest(
                 messages=messages,
-                sampling=config.sampling(part.mode),
+                sampling=config.part_sampling(part, prompt.pair_id),
                 n=len(samples),
                 model=config.teacher(part.mode),
                 reasoning=part.mode,
@@ -355,7 +380,11 @@ def run_rank(
     totals = Counter()
     for teacher, modes in teachers.items():
         work = [
-            [p for mode in modes if (p := pending_part(config, out_dir, Part(k, mode), shards[k])) is not None]
+            [
+                p
+                for part in config.parts(k)
+                if part.mode in modes and (p := pending_part(config, out_dir, part, shards[k])) is not None
+            ]
             for k in mine
         ]
         work = [parts for parts in work if parts]
@@ -435,10 +464,8 @@ def collect_stats(config: GenerateConfig, out_dir: Path, rejected: int = 0) -> S
     flagged: Counter = Counter()
     kept_ok = 0
     for k, shard in enumerate(shard_prompts(pair_ids, config.shard_size)):
-        for mode in config.modes:
-            part = Part(k, mode)
-            n = config.sampling(mode).n
-            expected = {(pair_id, s) for pair_id in shard for s in range(n)}
+        for part in config.parts(k):
+            expected = {(pair_id, s) for pair_id in shard for s in config.part_samples(part)}
             stats.n_in += len(expected)
             kept_path = kept_dir(out_dir) / part.name
             present: set[tuple[str, int]] = set()

@@ -160,6 +160,8 @@ def score_answers(
     code_todo: list[int] = []
     for i, a in enumerate(answers):
         problem = output_problem(a["output"], a["mode"])
+        if problem == "empty_think" and a.get("thinking_budget") is not None:
+            problem = None  # a budget closed the block early (at 0, before it held anything): by design
         a["compliant"] = problem is None
         a["correct"] = False
         a["verdict"], a["reason"] = ("fail", problem) if problem else ("pass", "")

@@ -137,3 +137,16 @@ def test_evaluation_draws_the_curve_on_the_real_engine(thinking_vllm_engine, thi
     assert result["benchmarks"]["chain"]["on"]["n_samples"] == 2
     paths = write_plots(result["benchmarks"], tmp_path)
     assert (tmp_path / "budget_curve.png") in paths and (tmp_path / "budget_curve.png").stat().st_size > 0
+
+
+def test_an_empty_think_block_is_in_format_only_under_a_budget():
+    from thinktoggle.training.validate import score_answers
+
+    output = "<think></think>\n\n\\boxed{3}"  # what a budget of 0 leaves: the block closed before it held anything
+    answers = [
+        {"scorer": "math", "mode": "on", "output": output, "expected_answer": "3", "thinking_budget": 0},
+        {"scorer": "math", "mode": "on", "output": output, "expected_answer": "3", "thinking_budget": None},
+    ]
+    score_answers(answers)
+    assert (answers[0]["compliant"], answers[0]["correct"]) == (True, True)
+    assert (answers[1]["compliant"], answers[1]["correct"], answers[1]["reason"]) == (False, False, "empty_think")
