@@ -46,12 +46,15 @@ def _system_prompt_problem(record: Record) -> str | None:
     return None
 
 
-def output_problem(output: str, reasoning: str) -> str | None:
+def output_problem(output: str, reasoning: str, think_cut: bool = False) -> str | None:
     """Why a bare model output breaks the toggle format of its mode ("on"/"off"), or None.
 
-    The trainer's toggle validation calls this on generated outputs (no record needed).
+    The trainer's toggle validation calls this on generated outputs (no record needed). `think_cut`: a thinking
+    budget closed the block, so an empty one (a budget of 0) is by design, not a broken format.
     """
     problem = split_output(output).problem(reasoning)
+    if problem == "empty_think" and think_cut:
+        problem = None
     if problem is None and reasoning == "on" and not output.lstrip().startswith(THINK_OPEN):
         return "missing_open_think"  # a `</think>` without its `<think>`: the template's prefill was lost
     return problem
@@ -64,7 +67,7 @@ def format_problem(record: Record, config: FormatConfig = FormatConfig()) -> str
             return f"toggle_{verdict.reason or verdict.verdict}"
     if record.reasoning not in ("on", "off"):
         return "bad_reasoning_value"
-    if problem := output_problem(record.output, record.reasoning):
+    if problem := output_problem(record.output, record.reasoning, bool((record.sampling or {}).get("think_cut"))):
         return problem
     split = split_output(record.output)
     if config.check_system_prompt and (problem := _system_prompt_problem(record)):

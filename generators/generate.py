@@ -311,8 +311,10 @@ def answered_record(
         output, verdicts = "", [Verdict(GENERATE_FILTER, "error", c.error)]
     else:
         normalised = normalise_answer(c.text, mode, c.reasoning_content, c.finish_reason)
-        output = normalised.output
-        verdicts = [Verdict(TOGGLE_FILTER, "fail", normalised.problem)] if normalised.problem else []
+        output, problem = normalised.output, normalised.problem
+        if problem == "empty_think" and c.think_cut:  # a budget of 0 closed the block before it held anything
+            problem = None
+        verdicts = [Verdict(TOGGLE_FILTER, "fail", problem)] if problem else []
     return Record(
         input=prompt.input,
         category=prompt.category,

@@ -327,13 +327,15 @@ register_task(ProceduralTask("mod_chain", "math", mod_chain_records, solve_mod_c
 
 # ------------------------------------------------------------------- mod_choice (the demo's second domain)
 # The same chains asked as multiple choice: `Pick the last blank mod 10: A)3; B)7; C)1; D)9; 6+6=_*4=_-7=_-4=_`,
-# one option the result. On: `<think>6+6=2*4=8-7=1-4=7; A37n B77y C17n D97n</think>` then `\boxed{B}`; off:
-# `\boxed{B}` alone. After the filled chain, each option is written as its letter, its value, the result again
-# and y/n (value == result). Every step is then fixed-offset work for a tiny model, as the chain's steps are:
-# each option is four tokens in the prompt and in the trace (the value is copied from a fixed distance), the
-# result is carried from three tokens back, y/n compares two neighbours, and the letter is three tokens before
-# the `y`. (Tried and measured: a bare lookup "which option equals the result", and y/n against the chain's
-# result at a distance that grows with each option: on-mode letters stayed near chance, docs/BENCHMARKS.md.)
+# one option the result. On: `<think>6+6=2*4=8-7=1-4=7; A37- B77B C17B D97B</think>` then `\boxed{B}`; off:
+# `\boxed{B}` alone. After the filled chain, each option is written as its letter, its value, the result again,
+# and the answer so far: its own letter when the value is the result, else the previous option's (`-`: none
+# yet). Every step is then fixed-offset work for a tiny model, as the chain's steps are: an option is four
+# tokens in the prompt and in the trace (the value is copied from a fixed distance), the result is carried from
+# four tokens back, the answer so far compares two neighbours and copies from three or four tokens back, and the
+# boxed letter is the trace's last token. (Tried and measured, docs/BENCHMARKS.md: a bare lookup "which option
+# equals the result", y/n against the result at a distance growing with each option, and y/n marks with the
+# boxed letter found by its `y`: the last lookup stayed the weak step, 0.27-0.78 across seeds.)
 # The options come before the chain so that the chain ends the prompt in both tasks: the trace copies each step
 # from the same distance as in mod_chain. Another answer format (a letter, scored by filters/choice.py) over the
 # same skill. A chain's split is mod_chain's (the same hash), so no held-out chain of either task is ever
@@ -371,11 +373,11 @@ def mod_choice_letter(problem: dict[str, Any]) -> str:
 def solve_mod_choice(problem: dict[str, Any]) -> tuple[str, str]:
     chain, _ = solve_mod_chain(problem)
     result = arithmetic_values(problem)[-1]
-    checks = " ".join(
-        f"{letter}{value}{result}{'y' if value == result else 'n'}"
-        for letter, value in zip(CHOICE_LETTERS, problem["options"], strict=False)
-    )
-    return f"{chain}; {checks}", f"\\boxed{{{mod_choice_letter(problem)}}}"
+    checks, so_far = [], "-"
+    for letter, value in zip(CHOICE_LETTERS, problem["options"], strict=False):
+        so_far = letter if value == result else so_far
+        checks.append(f"{letter}{value}{result}{so_far}")
+    return f"{chain}; {' '.join(checks)}", f"\\boxed{{{mod_choice_letter(problem)}}}"
 
 
 def mod_choice_records(count: int, seed: int = 0, split: Split = "train", **params: Any) -> list[Record]:

@@ -159,9 +159,7 @@ def score_answers(
     math_todo: list[int] = []
     code_todo: list[int] = []
     for i, a in enumerate(answers):
-        problem = output_problem(a["output"], a["mode"])
-        if problem == "empty_think" and a.get("thinking_budget") is not None:
-            problem = None  # a budget closed the block early (at 0, before it held anything): by design
+        problem = output_problem(a["output"], a["mode"], bool(a.get("think_cut")))
         a["compliant"] = problem is None
         a["correct"] = False
         a["verdict"], a["reason"] = ("fail", problem) if problem else ("pass", "")

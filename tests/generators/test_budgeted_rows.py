@@ -4,6 +4,7 @@ budget drawn by the prompt's hash, the answer still right (the procedural teache
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -63,3 +64,17 @@ def test_budgeted_rows_need_the_on_mode():
         GenerateConfig(engine=EngineConfig(kind="procedural"), budgeted_on=(4,), modes=("off",))
     with pytest.raises(ValueError, match="budgets must be >= 0"):
         GenerateConfig(engine=EngineConfig(kind="procedural"), budgeted_on=(-1,))
+
+
+def test_a_budget_of_0_is_an_empty_think_block_the_format_filter_accepts(tmp_path):
+    from thinktoggle.filters.format import format_problem
+
+    prompts = write_prompts(procedural_records("mod_chain", 3, seed=5), tmp_path / "prompts.parquet")
+    config = GenerateConfig(engine=EngineConfig(kind="procedural"), budgeted_on=(0,), progress=False)
+    assert run_generate(config, [prompts], tmp_path / "g").kept == 9
+    records = [r for _, r in iter_records([tmp_path / "g" / "kept"])]
+    cut = [r for r in records if r.sampling.get("think_cut")]
+    assert len(cut) == 3 and all(split_output(r.output).reasoning == "" for r in cut)
+    assert all(format_problem(r) is None for r in records)  # the empty block is by design when a budget cut it
+    whole = next(r for r in records if r.reasoning == "on" and not r.sampling.get("think_cut"))
+    assert format_problem(replace(whole, output=cut[0].output)) == "empty_think"  # not for an unbudgeted answer

@@ -25,15 +25,15 @@ def test_options_hold_the_result_once_and_the_teacher_answers_the_right_letter()
             reasoning, answer = procedural_answer(record, mode)
             verdict, letter = judge_choice(compose_output(reasoning, answer), record.expected_answer)
             assert verdict.verdict == "pass" and letter == record.expected_answer
-        # the trace: the filled chain, then per option its letter, value, the result again and y/n
+        # the trace: the filled chain, then per option its letter, value, the result again and the answer so far
         chain_text, checks = procedural_answer(record, "on")[0].split("; ", 1)
         result = arithmetic_values(problem)[-1]
         assert chain_text.endswith(f"={result}")
         marks = checks.split()
         assert [m[0] for m in marks] == list("ABCD") and [m[1] for m in marks] == [str(v) for v in options]
         assert {m[2] for m in marks} == {str(result)}
-        assert [m[0] for m in marks if m.endswith("y")] == [record.expected_answer]
-        assert sum(m.endswith("n") for m in marks) == 3
+        at = "ABCD".index(record.expected_answer)
+        assert [m[3] for m in marks] == ["-"] * at + [record.expected_answer] * (4 - at)
 
 
 def test_a_held_out_chain_is_never_a_train_chain_of_either_task():

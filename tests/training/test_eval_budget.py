@@ -144,8 +144,8 @@ def test_an_empty_think_block_is_in_format_only_under_a_budget():
 
     output = "<think></think>\n\n\\boxed{3}"  # what a budget of 0 leaves: the block closed before it held anything
     answers = [
-        {"scorer": "math", "mode": "on", "output": output, "expected_answer": "3", "thinking_budget": 0},
-        {"scorer": "math", "mode": "on", "output": output, "expected_answer": "3", "thinking_budget": None},
+        {"scorer": "math", "mode": "on", "output": output, "expected_answer": "3", "think_cut": True},
+        {"scorer": "math", "mode": "on", "output": output, "expected_answer": "3", "think_cut": False},
     ]
     score_answers(answers)
     assert (answers[0]["compliant"], answers[0]["correct"]) == (True, True)
