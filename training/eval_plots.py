@@ -48,12 +48,7 @@ def accuracy_vs_tokens(benchmarks: dict[str, dict[str, Any]], path: Path) -> Pat
     for mode, colour in MODE_COLOURS.items():
         ax.scatter([], [], color=colour, label=f"thinking {mode}")
     ax.set_xscale("symlog", linthresh=10)
-    ax.set_ylim(0, 1.05)
-    ax.set_xlabel("mean generated tokens")
-    ax.set_ylabel("pass@1")
-    ax.set_title("accuracy against generated tokens")
-    ax.legend(frameon=False, fontsize=8)
-    return _save(fig, path)
+    return _save_accuracy(fig, ax, "mean generated tokens", "accuracy against generated tokens", path)
 
 
 def budget_curve(benchmarks: dict[str, dict[str, Any]], path: Path) -> Path:
@@ -67,12 +62,9 @@ def budget_curve(benchmarks: dict[str, dict[str, Any]], path: Path) -> Path:
             ax.annotate(
                 p["label"], (p["thinking_tokens"], p["pass@1"]), fontsize=6, xytext=(3, -9), textcoords="offset points"
             )
-    ax.set_ylim(0, 1.05)
-    ax.set_xlabel("mean thinking tokens")
-    ax.set_ylabel("pass@1")
-    ax.set_title("accuracy against the thinking budget (off … unlimited on)")
-    ax.legend(frameon=False, fontsize=8)
-    return _save(fig, path)
+    return _save_accuracy(
+        fig, ax, "mean thinking tokens", "accuracy against the thinking budget (off … unlimited on)", path
+    )
 
 
 def write_plots(benchmarks: dict[str, dict[str, Any]], folder: Path) -> list[Path]:
@@ -84,6 +76,16 @@ def write_plots(benchmarks: dict[str, dict[str, Any]], folder: Path) -> list[Pat
     if any("budget_curve" in modes for modes in benchmarks.values()):
         paths.append(budget_curve(benchmarks, folder / "budget_curve.png"))
     return paths
+
+
+def _save_accuracy(fig: Any, ax: Any, xlabel: str, title: str, path: Path) -> Path:
+    """Label a pass@1-against-tokens plot and save it."""
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("pass@1")
+    ax.set_title(title)
+    ax.legend(frameon=False, fontsize=8)
+    return _save(fig, path)
 
 
 def _save(fig: Any, path: Path) -> Path:

@@ -25,8 +25,24 @@ def test_every_stage_ran_and_accounts_for_its_records(demo):
         stats = json.loads((out / stage / "stats.json").read_text())
         assert stats["in"] == stats["kept"] + stats["dropped"] + stats["failed"], stage
         assert (out / ".run" / "done" / f"{stage}.json").exists(), stage
-    assert json.loads((out / "sources" / "stats.json").read_text())["kept"] == 48
-    assert json.loads((out / "train" / "stats.json").read_text())["kept"] == 96  # 48 pairs, on and off
+    assert json.loads((out / "sources" / "stats.json").read_text())["kept"] == 48 + 32  # chains + choices
+    assert json.loads((out / "generate" / "stats.json").read_text())["in"] == 80 * 3  # on, budgeted on, off
+    trained = json.loads((out / "train" / "stats.json").read_text())["kept"]
+    assert trained == json.loads((out / "mix" / "stats.json").read_text())["kept"] > 160
+
+
+def test_the_budgeted_rows_reach_training(demo):
+    from thinktoggle.schemas.io import iter_records
+    from thinktoggle.schemas.think import split_output
+
+    out, _ = demo
+    records = [r for _, r in iter_records([out / "mix" / "kept"])]
+    full = {r.pair_id: split_output(r.output) for r in records if r.reasoning == "on" and "think_cut" not in r.sampling}
+    budgeted = [r for r in records if r.sampling.get("think_cut")]
+    assert budgeted and all(r.reasoning == "on" for r in budgeted)
+    for r in budgeted:  # a prefix of the prompt's whole trace, then the same (right) answer
+        cut = split_output(r.output)
+        assert full[r.pair_id].reasoning.startswith(cut.reasoning) and cut.answer == full[r.pair_id].answer
 
 
 def test_the_export_is_valid_published_rows_with_a_card(demo):
@@ -35,13 +51,14 @@ def test_the_export_is_valid_published_rows_with_a_card(demo):
     out, _ = demo
     assert (out / "export" / "README.md").exists()
     summary = check_paths([out / "export" / "SFT"], report=lambda line: None)
-    assert summary.rows == 96 and summary.invalid == 0
+    trained = json.loads((out / "train" / "stats.json").read_text())["kept"]
+    assert summary.rows == trained and summary.invalid == 0
 
 
 def test_evaluation_answered_in_both_modes_with_vllm(demo):
     out, summary = demo
     report = json.loads((out / "validate" / "report.json").read_text())
-    assert report["engine"].startswith("vllm") and set(report["benchmarks"]) == {"mod-chain"}
+    assert report["engine"].startswith("vllm") and set(report["benchmarks"]) == {"mod-chain", "mod-choice"}
     for benchmark in report["benchmarks"].values():
         for mode, samples in (("on", 4), ("off", 1)):
             row = benchmark[mode]
@@ -49,11 +66,18 @@ def test_evaluation_answered_in_both_modes_with_vllm(demo):
             assert row["answer_tokens"]["mean"] > 0  # the checkpoint loaded in vLLM and generated
             assert 0 <= row["pass@1"] <= row["compliance"] <= 1
             assert sorted(row["pass@k"]) == [str(k) for k in range(1, samples + 1)]
+        # the dial: off, five budgets (2 samples each), unlimited; every budgeted trace within 1.1x its budget
+        curve = benchmark["budget_curve"]
+        assert [p["label"] for p in curve] == ["off", "0", "25%", "50%", "75%", "100%", "unlimited"]
+        assert all(p["within_budget"] == 1.0 and p["n_answers"] == 16 * 2 for p in curve[1:-1])
     answers = [json.loads(line) for line in (out / "validate" / "answers.jsonl").read_text().splitlines()]
-    assert len(answers) == 16 * 4 + 16 and {a["mode"] for a in answers} == {"on", "off"}
-    assert {a["scorer"] for a in answers} == {"math"}
+    unbudgeted = [a for a in answers if a["budget"] is None]
+    assert len(unbudgeted) == 2 * (16 * 4 + 16) and {a["mode"] for a in answers} == {"on", "off"}
+    assert len(answers) - len(unbudgeted) == 2 * 16 * 5 * 2
+    assert {a["scorer"] for a in answers} == {"math", "choice"}
     assert summary["validation"] == report["benchmarks"]
-    assert (out / "validate" / "plots" / "accuracy_by_benchmark.png").exists()
+    for plot in ("accuracy_by_benchmark", "accuracy_vs_tokens", "budget_curve"):
+        assert (out / "validate" / "plots" / f"{plot}.png").exists()
 
 
 def test_distillation_kept_only_verified_answers(demo):
