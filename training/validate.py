@@ -68,6 +68,7 @@ class ValidateConfig:
         str, ...
     ] = ()  # thinking budgets for the budget curve: tokens (64) or shares of the median trace (50%)
     budget_samples: int = 0  # samples per prompt at each budget (0: sampling_on.n)
+    progress: bool = True  # a progress bar per engine call (samples done, tokens/s)
 
     def __post_init__(self) -> None:
         if self.engine.kind not in ("auto", "vllm", "transformers", "openai"):
@@ -270,9 +271,8 @@ def generate_answers(
     then, with `config.budgets`, every item "on" at each budget level (one more call)."""
     answers: list[dict[str, Any]] = []
     for mode in config.modes:
-        answers += answer_jobs(
-            [Job(item, i, mode, config.sampling(mode)) for i, item in enumerate(items)], config, engine, split
-        )
+        jobs = [Job(item, i, mode, config.sampling(mode)) for i, item in enumerate(items)]
+        answers += answer_jobs(jobs, config, engine, split, title=f"validate {mode}")
     if config.budgets and "on" in config.modes:
         medians = median_thinking(answers)
         jobs = [
@@ -280,12 +280,16 @@ def generate_answers(
             for i, item in enumerate(items)
             for level in resolve_levels(config.budgets, medians.get(item.benchmark, 0.0))
         ]
-        answers += answer_jobs(jobs, config, engine, split)
+        answers += answer_jobs(jobs, config, engine, split, title="validate budgets")
     return answers
 
 
-def answer_jobs(jobs: list[Job], config: ValidateConfig, engine: Any, split: TokenSplit | None) -> list[dict[str, Any]]:
+def answer_jobs(
+    jobs: list[Job], config: ValidateConfig, engine: Any, split: TokenSplit | None, title: str = "validate"
+) -> list[dict[str, Any]]:
     """The answers of `jobs` (one engine call), with thinking tokens: the engine's count, else the tokenizer's."""
+    from thinktoggle.generators.progress import GenerationProgress
+
     requests = [
         ChatRequest(
             messages=[{"role": "system", "content": system_prompt_for(job.mode)}, *job.item.record.input],
@@ -297,8 +301,10 @@ def answer_jobs(jobs: list[Job], config: ValidateConfig, engine: Any, split: Tok
         )
         for job in jobs
     ]
+    with GenerationProgress(title, sum(r.n for r in requests), config.progress) as bar:
+        results = engine.generate(requests, progress=bar.advance)
     answers = []
-    for job, completions in zip(jobs, engine.generate(requests), strict=True):
+    for job, completions in zip(jobs, results, strict=True):
         item = job.item
         for sample, c in enumerate(completions):
             answers.append(
