@@ -38,10 +38,11 @@ def completed_stats(out_dir: str | Path) -> StageStats | None:
 
 
 def clear_partial(out_dir: str | Path, prefix: str) -> None:
-    """Remove the shards (and hidden temp files) named `prefix*` that an unfinished run or rank left."""
+    """Remove the shards, rank stats (and hidden temp files) named `prefix*` that an unfinished run or rank left:
+    a rank killed while writing `ranks/<prefix>.json` leaves its temp file, which no later write replaces."""
     out_dir = Path(out_dir)
-    for folder in (KEPT, DROPPED, FAILED):
-        for stale in [*(out_dir / folder).glob(f"{prefix}*"), *(out_dir / folder).glob(f".{prefix}*")]:
+    for folder in (out_dir / KEPT, out_dir / DROPPED, out_dir / FAILED, ranks_dir(out_dir)):
+        for stale in [*folder.glob(f"{prefix}*"), *folder.glob(f".{prefix}*")]:
             if stale.is_file():
                 stale.unlink()
 

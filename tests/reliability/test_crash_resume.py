@@ -250,3 +250,22 @@ def test_generate_on_two_ranks_killed_then_rerun_matches_the_uninterrupted_run(t
     stats = json.loads((out / "stats.json").read_text())
     ref_stats = json.loads((reference / "stats.json").read_text())
     assert stats["in"] == stats["kept"] == ref_stats["kept"] == sum(expected.values()) and stats["failed"] == 0
+
+
+def test_a_rerun_rank_clears_what_its_killed_try_left(tmp_path):
+    """The deterministic case behind the kill tests: a rank killed while writing its stats (or a shard) leaves
+    hidden temp files that no later write replaces; the rank's rerun starts by removing them, and only its own."""
+    from thinktoggle.core.outputs import clear_partial
+
+    left = [
+        tmp_path / "ranks" / ".rank00000.json.tmp-562ad7df",  # found by a kill in a fresh-clone CI run
+        tmp_path / "ranks" / "rank00000.json",
+        tmp_path / "kept" / "rank00000-00000.parquet",
+        tmp_path / "kept" / ".rank00000-00001.parquet.tmp-0badf00d",
+    ]
+    kept = [tmp_path / "ranks" / "rank00001.json", tmp_path / "kept" / "rank00001-00000.parquet"]
+    for path in [*left, *kept]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+    clear_partial(tmp_path, "rank00000")
+    assert not any(path.exists() for path in left) and all(path.exists() for path in kept)
