@@ -70,13 +70,16 @@ def curve_point(label: str, budget: int | None, answers: list[dict[str, Any]], g
     for a in answers:
         by_prompt[a["pair_id"]].append(bool(a["correct"]))
     tokens = [int(a.get("thinking_tokens") or 0) for a in answers]
-    limit = None if budget is None else budget + grace_tokens(budget, grace)
+    within = None
+    if budget is not None:  # off and unlimited have no budget to keep to
+        limit = budget + grace_tokens(budget, grace)
+        within = statistics.fmean(t <= limit for t in tokens) if tokens else 1.0
     return {
         "label": label,
         "budget": budget,
         "pass@1": statistics.fmean(sum(v) / len(v) for v in by_prompt.values()) if by_prompt else 0.0,
         "thinking_tokens": statistics.fmean(tokens) if tokens else 0.0,
-        "within_budget": None if limit is None else statistics.fmean(t <= limit for t in tokens) if tokens else 1.0,
+        "within_budget": within,
         "cut": statistics.fmean(bool(a.get("think_cut")) for a in answers) if answers else 0.0,
         "compliance": statistics.fmean(bool(a["compliant"]) for a in answers) if answers else 0.0,
         "n_answers": len(answers),

@@ -11,6 +11,8 @@
       compliance, reasoning / answer tokens, stderr) → report.json, report.md (a table per benchmark), plots/,
       answers.jsonl, and the stage layout: kept/ the prompts scored, dropped/ (no answer key, duplicates),
       failed/ (unusable rows, with file:line and field), stats.json.
+    With `budgets`, every prompt is answered "on" once more at each thinking budget (the engine closes the think
+    block there; an empty block is then in format) → `benchmarks.<name>.budget_curve` (training/eval_budget.py).
 
 An answer that breaks its mode's format is never correct: a model that ignores the toggle gets no credit for an
 answer in the wrong form.
