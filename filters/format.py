@@ -52,9 +52,7 @@ def output_problem(output: str, reasoning: str, think_cut: bool = False) -> str 
     The trainer's toggle validation calls this on generated outputs (no record needed). `think_cut`: a thinking
     budget closed the block, so an empty one (a budget of 0) is by design, not a broken format.
     """
-    problem = split_output(output).problem(reasoning)
-    if problem == "empty_think" and think_cut:
-        problem = None
+    problem = split_output(output).problem(reasoning, think_cut)
     if problem is None and reasoning == "on" and not output.lstrip().startswith(THINK_OPEN):
         return "missing_open_think"  # a `</think>` without its `<think>`: the template's prefill was lost
     return problem

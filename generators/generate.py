@@ -310,11 +310,9 @@ def answered_record(
     if c.error is not None:
         output, verdicts = "", [Verdict(GENERATE_FILTER, "error", c.error)]
     else:
-        normalised = normalise_answer(c.text, mode, c.reasoning_content, c.finish_reason)
-        output, problem = normalised.output, normalised.problem
-        if problem == "empty_think" and c.think_cut:  # a budget of 0 closed the block before it held anything
-            problem = None
-        verdicts = [Verdict(TOGGLE_FILTER, "fail", problem)] if problem else []
+        normalised = normalise_answer(c.text, mode, c.reasoning_content, c.finish_reason, c.think_cut)
+        output = normalised.output
+        verdicts = [Verdict(TOGGLE_FILTER, "fail", normalised.problem)] if normalised.problem else []
     return Record(
         input=prompt.input,
         category=prompt.category,

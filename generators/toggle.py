@@ -70,7 +70,11 @@ class Normalised:
 
 
 def normalise_answer(
-    text: str, reasoning: str, reasoning_content: str | None = None, finish_reason: str = "stop"
+    text: str,
+    reasoning: str,
+    reasoning_content: str | None = None,
+    finish_reason: str = "stop",
+    think_cut: bool = False,
 ) -> Normalised:
     """The stored output for a teacher answer in mode `reasoning`.
 
@@ -80,6 +84,7 @@ def normalise_answer(
     - Well-formed "off": the answer alone; an empty `<think></think>` (Qwen3 off mode) is removed.
     - Mode-breaking answers (no think when on, think when off, unclosed think, cut off at max_tokens) are
       kept as they came, with the reason: the filters must see them as they were.
+    - `think_cut`: a thinking budget closed the block; an empty one (a budget of 0) is then well formed.
     """
     raw = text or ""
     if reasoning_content:
@@ -90,7 +95,7 @@ def normalise_answer(
         parts = split_output(compose_output(parts.reasoning, parts.answer))
     if reasoning == "off" and parts.opens <= 1 and parts.closes == 1 and parts.reasoning == "":
         parts = split_output(parts.answer)  # an empty think block is how Qwen3 says "not thinking"
-    problem = parts.problem(reasoning)
+    problem = parts.problem(reasoning, think_cut)
     if finish_reason == "length":
         problem = "length"
     if problem is not None:

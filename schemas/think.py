@@ -39,8 +39,9 @@ class ThinkSplit:
     def has_think(self) -> bool:
         return self.opens > 0 or self.closes > 0
 
-    def problem(self, reasoning_mode: str) -> str | None:
-        """Why this output breaks the given mode's format, or None. Reasons are stable identifiers."""
+    def problem(self, reasoning_mode: str, think_cut: bool = False) -> str | None:
+        """Why this output breaks the given mode's format, or None. Reasons are stable identifiers.
+        `think_cut`: a thinking budget closed the block, so an empty one (a budget of 0) is by design."""
         if reasoning_mode == "off":
             return "think_in_off_mode" if self.has_think else ("empty_answer" if not self.answer else None)
         if not self.has_think:
@@ -51,7 +52,7 @@ class ThinkSplit:
             return "unclosed_think" if self.closes < self.opens else "multiple_think"
         if self.reasoning is None:
             return "think_not_at_start"
-        if not self.reasoning.strip():
+        if not self.reasoning.strip() and not think_cut:
             return "empty_think"
         if not self.answer.strip():
             return "empty_answer"

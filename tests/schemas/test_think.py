@@ -101,3 +101,11 @@ def test_system_prompts():
     assert system_prompt_for("off") == SYSTEM_PROMPT_OFF == "detailed thinking off"
     with pytest.raises(ValueError, match="'maybe'"):
         system_prompt_for("maybe")
+
+
+def test_a_budget_cut_excuses_only_the_empty_think_block():
+    empty = split_output("<think></think>\n\n\\boxed{3}")
+    assert empty.problem("on") == "empty_think" and empty.problem("on", think_cut=True) is None
+    assert split_output("<think></think>").problem("on", think_cut=True) == "empty_answer"
+    assert split_output("<think>a").problem("on", think_cut=True) == "unclosed_think"
+    assert split_output("\\boxed{3}").problem("on", think_cut=True) == "no_think"
