@@ -32,26 +32,31 @@ class BudgetLevel:
     budget: int  # tokens
 
 
+def parse_level(level: str) -> tuple[float, bool]:
+    """(value, is a share of the median trace) of `64` or `50%`; ValueError naming a level that is neither."""
+    text = str(level).strip()
+    share = text.endswith("%")
+    try:
+        value = float(text[:-1]) if share else int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ValueError(f"budgets: {level!r} is not a token count (64) or a share of the median trace (50%)")
+    return value, share
+
+
 def check_levels(levels: Sequence[str]) -> None:
     """Raise ValueError naming the first level that is neither a token count nor a percentage."""
     for level in levels:
-        text = str(level).strip()
-        number = text[:-1] if text.endswith("%") else text
-        try:
-            value = float(number) if text.endswith("%") else int(number)
-        except ValueError:
-            value = -1
-        if value < 0:
-            raise ValueError(f"budgets: {level!r} is not a token count (64) or a share of the median trace (50%)")
+        parse_level(level)
 
 
 def resolve_levels(levels: Sequence[str], median_trace: float) -> list[BudgetLevel]:
     """The levels in tokens, sorted by budget: percentages are of `median_trace` (rounded to a token)."""
     resolved = []
     for level in levels:
-        text = str(level).strip()
-        budget = round(float(text[:-1]) / 100 * median_trace) if text.endswith("%") else int(text)
-        resolved.append(BudgetLevel(text, budget))
+        value, share = parse_level(level)
+        resolved.append(BudgetLevel(str(level).strip(), round(value / 100 * median_trace) if share else int(value)))
     return sorted(resolved, key=lambda level: level.budget)
 
 

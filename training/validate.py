@@ -342,13 +342,11 @@ def metrics(answers: list[dict[str, Any]], split: TokenSplit | None = None) -> d
     groups: dict[tuple[str, str], dict[str, list[Sample]]] = defaultdict(lambda: defaultdict(list))
     reasons: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     code: dict[str, bool] = defaultdict(bool)
+    answers = [a for a in answers if a.get("budget") is None]  # the budget curve's points: eval_budget.py
     if split is not None:
-        answers = [a for a in answers if a.get("budget") is None]
         for a, (reasoning, answer) in zip(answers, split.many(answers), strict=True):
             a["reasoning_tokens"], a["answer_tokens"] = reasoning, answer
     for a in answers:
-        if a.get("budget") is not None:  # the budget curve's points: reported apart (eval_budget.py)
-            continue
         key = (a["benchmark"], a["mode"])
         answer = a.get("answer")
         groups[key][a["pair_id"]].append(
