@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from vllm_setup import add_engine_args, shared_llm
+from vllm_setup import TimedEngine, add_engine_args, shared_llm
 
 
 def main() -> None:
@@ -71,27 +71,12 @@ def main() -> None:
             tokens += sum(len(c.token_ids) for o in outputs for c in o.outputs)
         return time.perf_counter() - start, tokens
 
-    engine_seconds: list[float] = []
-
-    class TimedEngine:  # the same engine, timing its generate calls: the rest of the evaluation is its overhead
-        name, version = engine.name, engine.version
-
-        def generate(self, requests, progress=None):
-            start = time.perf_counter()
-            try:
-                return engine.generate(requests, progress)
-            finally:
-                engine_seconds.append(time.perf_counter() - start)
-
-        def close(self):
-            pass
-
     def run_eval() -> tuple[float, int]:
-        engine_seconds.clear()
+        timed = TimedEngine(engine)  # the rest of the evaluation's time is its overhead
         start = time.perf_counter()
-        result, answers = evaluate(items, config, model, engine=TimedEngine())
+        result, answers = evaluate(items, config, model, engine=timed)
         seconds = time.perf_counter() - start
-        overhead.append(seconds - sum(engine_seconds))
+        overhead.append(seconds - sum(timed.seconds))
         assert set(result["benchmarks"]) == {"mod-chain", "mod-choice"}
         return seconds, sum(int(a["tokens"]) for a in answers)
 

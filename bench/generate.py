@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from vllm_setup import add_engine_args, shared_llm
+from vllm_setup import TimedEngine, add_engine_args, shared_llm
 
 
 def main() -> None:
@@ -73,28 +73,13 @@ def main() -> None:
         seconds = time.perf_counter() - start
         return seconds, sum(len(c.token_ids) for o in outputs for c in o.outputs)
 
-    engine_seconds: list[float] = []
-
-    class TimedEngine:  # the same engine, timing its generate calls: the rest of the stage is its overhead
-        name, version, per_request_seeds = engine.name, engine.version, engine.per_request_seeds
-
-        def generate(self, requests, progress=None):
-            start = time.perf_counter()
-            try:
-                return engine.generate(requests, progress)
-            finally:
-                engine_seconds.append(time.perf_counter() - start)
-
-        def close(self):
-            pass
-
     def run_stage(i: int) -> tuple[float, int]:
         out = work / f"stage-{i}"
-        engine_seconds.clear()
+        timed = TimedEngine(engine)  # the rest of the stage's time is its overhead
         start = time.perf_counter()
-        stats = run_generate(config, [src], out, engine=TimedEngine())
+        stats = run_generate(config, [src], out, engine=timed)
         seconds = time.perf_counter() - start
-        overhead.append(seconds - sum(engine_seconds))
+        overhead.append(seconds - sum(timed.seconds))
         assert stats.n_failed == 0, stats.to_dict()
         return seconds, sum(r.sampling["completion_tokens"] for _, r in iter_records([out / "kept"]))
 

@@ -29,14 +29,12 @@ def thinking_tiny_model(work: Path) -> str:
     from transformers import AutoTokenizer
 
     from thinktoggle.generators.procedural import procedural_records
-    from thinktoggle.training.tiny import CHAT_TEMPLATE, save_tiny_model
+    from thinktoggle.training.tiny import opened_think_template, save_tiny_model
 
     corpus = [r.prompt for r in procedural_records("arithmetic", 300, seed=99)]
     model = save_tiny_model(work / "tiny", corpus, vocab_size=400)
     tokenizer = AutoTokenizer.from_pretrained(model)
-    tokenizer.chat_template = CHAT_TEMPLATE.replace(
-        "<|assistant|>{%- endif -%}", "<|assistant|>{{ '<think>\\n' }}{%- endif -%}"
-    )
+    tokenizer.chat_template = opened_think_template()
     tokenizer.save_pretrained(model)
     return str(model)
 

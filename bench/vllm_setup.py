@@ -1,10 +1,13 @@
-"""What the engine benches (generate.py, eval.py) share: the engine's command-line options and one `vllm.LLM`
-on the given model, or on an untrained tiny Llama built here, so both sides of a bench talk to the same engine."""
+"""What the engine benches (generate.py, eval.py, thinking_budget.py) share: the engine's command-line options,
+one `vllm.LLM` on the given model, or on an untrained tiny Llama built here, so both sides of a bench talk to the
+same engine, and `TimedEngine`, which times the engine's part of a stage."""
 
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
+from typing import Any
 
 
 def add_engine_args(parser: argparse.ArgumentParser) -> None:
@@ -35,3 +38,23 @@ def shared_llm(args: argparse.Namespace, work: Path, corpus_task: str):
         seed=0,
     )
     return llm, model
+
+
+class TimedEngine:
+    """An engine that times its `generate` calls (`seconds`): the rest of a stage's wall time is its overhead."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.name, self.version = engine.name, engine.version
+        self.per_request_seeds = getattr(engine, "per_request_seeds", True)
+        self.seconds: list[float] = []
+
+    def generate(self, requests, progress=None):
+        start = time.perf_counter()
+        try:
+            return self.engine.generate(requests, progress)
+        finally:
+            self.seconds.append(time.perf_counter() - start)
+
+    def close(self) -> None:
+        pass  # the caller's engine: it closes it

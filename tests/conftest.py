@@ -65,14 +65,12 @@ def thinking_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
 
     from transformers import AutoTokenizer
 
-    from thinktoggle.training.tiny import CHAT_TEMPLATE
+    from thinktoggle.training.tiny import opened_think_template
 
     out = tmp_path_factory.mktemp("thinking") / "model"
     shutil.copytree(tiny_model_dir, out)
     tokenizer = AutoTokenizer.from_pretrained(out)
-    opened = CHAT_TEMPLATE.replace("<|assistant|>{%- endif -%}", "<|assistant|>{{ '<think>\\n' }}{%- endif -%}")
-    assert opened != CHAT_TEMPLATE
-    tokenizer.chat_template = opened
+    tokenizer.chat_template = opened_think_template()
     tokenizer.save_pretrained(out)
     return out
 

@@ -38,6 +38,15 @@ CHAT_TEMPLATE = (
 )
 
 
+def opened_think_template(template: str = CHAT_TEMPLATE) -> str:
+    """`template` with its generation prompt opening the think block (`<think>\\n`), as DeepSeek-R1's and Qwen3's
+    do: a model served with it starts every answer inside the block (the thinking-budget tests and bench)."""
+    opened = template.replace("<|assistant|>{%- endif -%}", "<|assistant|>{{ '<think>\\n' }}{%- endif -%}")
+    if opened == template:
+        raise ValueError("the template has no generation prompt to open a think block in")
+    return opened
+
+
 def train_tokenizer(texts: Iterable[str], vocab_size: int = 512):
     """Train a byte-level BPE on `texts` and wrap it as a transformers fast tokenizer with a chat template."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
