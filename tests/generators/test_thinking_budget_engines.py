@@ -8,7 +8,7 @@ leave wide margins: vLLM's CPU sampling is not bit-identical from one run to the
 """
 
 import pytest
-from test_generate_openai import SERVED_NAME, Server
+from conftest import SERVED_NAME, Server
 from transformers import AutoTokenizer
 
 from thinktoggle.generators.engines.base import ChatRequest, SamplingConfig

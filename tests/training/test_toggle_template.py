@@ -5,19 +5,11 @@ the toggle answers `chat_template_kwargs={"enable_thinking": false}` without a t
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-
 import pytest
+from conftest import SERVED_NAME, Server
 
 from thinktoggle.schemas.think import split_output
 
-SERVED = "tiny-toggle"
 QUESTION = [{"role": "user", "content": "What is 3 + 4 * 3? Put the final answer in \\boxed{}."}]
 
 
@@ -66,44 +58,16 @@ def toggle_model(tmp_path_factory):
     return root / "train" / "model"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(toggle_model, tmp_path_factory):
-    """vLLM's OpenAI api_server on the trained tiny model, loopback only; killed (its whole group) at the end."""
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("server") / "server.log"
-    cmd = [
-        sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(toggle_model),
-        "--served-model-name", SERVED, "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32",
-        "--enforce-eager", "--kv-cache-memory-bytes", str(128 * 2**20), "--max-model-len", "256", "--seed", "0",
-    ]  # fmt: skip
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            cmd, stdout=log, stderr=log, start_new_session=True, env={**os.environ, "VLLM_LOGGING_LEVEL": "WARNING"}
-        )
+    """vLLM's OpenAI api_server on the trained tiny model (conftest's `Server`), killed at the end."""
+    srv = Server(toggle_model, tmp_path_factory.mktemp("server"))
+    srv.launch()
     try:
-        deadline = time.monotonic() + 240
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited: {log_path.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("server did not come up") from None
-                time.sleep(0.5)
-        yield f"http://127.0.0.1:{port}/v1"
+        srv.wait_ready()
+        yield srv.base_url
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        srv.kill()
 
 
 def test_vllm_server_switches_thinking_by_enable_thinking(server):
@@ -117,7 +81,7 @@ def test_vllm_server_switches_thinking_by_enable_thinking(server):
         answers = {}
         for thinking in (True, False):
             response = client.chat.completions.create(
-                model=SERVED,
+                model=SERVED_NAME,
                 messages=prompt.input,
                 temperature=0.0,
                 max_tokens=48,
@@ -128,7 +92,7 @@ def test_vllm_server_switches_thinking_by_enable_thinking(server):
         assert split_output(answers[True]).problem("on") is None, answers[True]  # one closed think, then an answer
         # the same as asking by system prompt: the template renders the same tokens, greedy decodes the same
         by_system = client.chat.completions.create(
-            model=SERVED,
+            model=SERVED_NAME,
             messages=[{"role": "system", "content": "detailed thinking off"}, *prompt.input],
             temperature=0.0,
             max_tokens=48,
