@@ -66,9 +66,7 @@ class GenerateConfig:
     sampling_on: SamplingConfig = SamplingConfig(n=1, temperature=0.6, top_p=0.95, max_tokens=1024)  # on mode
     sampling_off: SamplingConfig = SamplingConfig(n=1, temperature=0.0, top_p=1.0, max_tokens=1024)  # off mode
     modes: tuple[str, ...] = MODES  # the modes to generate
-    budgeted_on: tuple[
-        int, ...
-    ] = ()  # thinking budgets for training rows: one more on sample a prompt, cut at one of them
+    budgeted_on: tuple[int, ...] = ()  # thinking budgets: one more on row a prompt, its think block cut at one
     seed: int | None = 0  # per-request seeds are derived from it and the prompt: reproducible in any batch
     dp: int = 1  # data-parallel ranks (one engine each); maps onto the executor's tasks
     # work split
