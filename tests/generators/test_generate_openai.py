@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import replace
 
 import pytest
-from conftest import SERVED_NAME, Server
+from vllm_server import SERVED_NAME, Server
 
 from thinktoggle.core.layout import kept_dir
 from thinktoggle.generators.engines.base import SamplingConfig

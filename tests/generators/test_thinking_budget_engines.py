@@ -8,8 +8,8 @@ leave wide margins: vLLM's CPU sampling is not bit-identical from one run to the
 """
 
 import pytest
-from conftest import SERVED_NAME, Server
 from transformers import AutoTokenizer
+from vllm_server import SERVED_NAME, Server
 
 from thinktoggle.generators.engines.base import ChatRequest, SamplingConfig
 from thinktoggle.generators.engines.openai_server import OpenAIEngine, end_of_line

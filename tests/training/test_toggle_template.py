@@ -6,7 +6,7 @@ the toggle answers `chat_template_kwargs={"enable_thinking": false}` without a t
 from __future__ import annotations
 
 import pytest
-from conftest import SERVED_NAME, Server
+from vllm_server import SERVED_NAME, Server
 
 from thinktoggle.schemas.think import split_output
 
